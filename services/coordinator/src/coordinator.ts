@@ -1,0 +1,389 @@
+import { EventEmitter } from 'node:events';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.js';
+import { newSweepId, trialIdOf } from './ids.js';
+import { KeyedLock } from './keyed-lock.js';
+import { queryLeaderboard, type LeaderboardQueryInput, type LeaderboardResult } from './leaderboard/leaderboard.js';
+import { silentLogger, type Logger } from './log.js';
+import { TrialQueue, type TrialQueueOptions } from './queue/trial-queue.js';
+import {
+  newTrialRecord,
+  TERMINAL_TRIAL_STATUSES,
+  type EpochRecord,
+  type SweepRecord,
+  type TrialRecord,
+  type TrialStatus,
+} from './records.js';
+import { FifoScheduler, type Scheduler } from './schedulers/scheduler.js';
+import { createSearcher } from './searchers/create-searcher.js';
+import { expandAll } from './searchers/searcher.js';
+import { parseSweepSpec } from './spec/validate-spec.js';
+import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import { StateStore } from './store/state-store.js';
+
+export interface CoordinatorOptions {
+  nc: NatsConnection;
+  /** @default silent */
+  log?: Logger;
+  queue?: TrialQueueOptions;
+  /** KV replicas. @default 1 */
+  replicas?: number;
+  /** Early-stopping rule applied to every epoch report. @default FIFO (never stops) */
+  scheduler?: Scheduler;
+}
+
+/** What watchers of a sweep receive. */
+export interface SweepEvent {
+  type: 'trial_queued' | 'trial_started' | 'epoch' | 'trial_finished' | 'trial_failed' | 'trial_stopped' | 'sweep_finished' | 'sweep_cancelled';
+  sweepId: string;
+  trial?: TrialRecord;
+  epoch?: EpochRecord;
+  sweep?: SweepRecord;
+}
+
+export interface Decision {
+  action: 'CONTINUE' | 'STOP';
+  reason: string;
+}
+
+export interface TrialStartedInput { trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string }
+export interface ReportEpochInput { trialId: string; attempt: number; metrics: EpochRecord }
+export interface TrialFinishedInput {
+  trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
+  epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
+}
+export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
+
+export type TrialCounts = Record<TrialStatus, number> & { total: number };
+
+/**
+ * The coordinator's state machine: sweeps in, trials out to the queue,
+ * reports in, leaderboard out. Every change is written to JetStream KV before
+ * the in-memory view (and watchers) see it; `start` rebuilds from KV.
+ */
+export class Coordinator {
+  private readonly sweeps = new Map<string, SweepRecord>();
+  private readonly trialsBySweep = new Map<string, Map<string, TrialRecord>>();
+  private readonly trials = new Map<string, TrialRecord>();
+  private readonly lock = new KeyedLock();
+  private readonly events = new EventEmitter();
+  private readonly log: Logger;
+  private readonly scheduler: Scheduler;
+
+  private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
+    this.log = opts.log ?? silentLogger;
+    this.scheduler = opts.scheduler ?? new FifoScheduler();
+    this.events.setMaxListeners(0);
+  }
+
+  /** Opens the KV buckets and the queue, rebuilds state, resumes dispatch of running sweeps. */
+  static async start(opts: CoordinatorOptions): Promise<Coordinator> {
+    const store = await StateStore.open(opts.nc, { replicas: opts.replicas });
+    const queue = await TrialQueue.open(opts.nc, opts.queue);
+    const c = new Coordinator(store, queue, opts);
+    await c.rebuild();
+    return c;
+  }
+
+  private async rebuild(): Promise<void> {
+    const [sweeps, trials] = await Promise.all([this.store.loadSweeps(), this.store.loadTrials()]);
+    for (const s of sweeps) this.sweeps.set(s.sweepId, s);
+    for (const t of trials) this.index(t);
+    let resumed = 0;
+    for (const s of this.sweeps.values()) {
+      if (s.status !== 'running') continue;
+      // A crash while a sweep was being written leaves trials missing; the searchers are deterministic, so recreate them.
+      const have = this.trialsBySweep.get(s.sweepId)?.size ?? 0;
+      if (have < s.trialCount) await this.createTrials(s);
+      await this.dispatch(s.sweepId);
+      await this.maybeFinish(s.sweepId);
+      resumed++;
+    }
+    this.log.info('coordinator.rebuilt', { sweeps: sweeps.length, trials: trials.length, resumed });
+  }
+
+  private index(t: TrialRecord): void {
+    this.trials.set(t.config.trialId, t);
+    let m = this.trialsBySweep.get(t.config.sweepId);
+    if (!m) this.trialsBySweep.set(t.config.sweepId, (m = new Map()));
+    m.set(t.config.trialId, t);
+  }
+
+  private async saveTrial(t: TrialRecord): Promise<void> {
+    t.updatedAtMs = Date.now();
+    await this.store.putTrial(t);
+    this.index(t);
+  }
+
+  private emit(e: SweepEvent): void {
+    this.events.emit(e.sweepId, e);
+  }
+
+  /** Listens to one sweep's events; returns the unsubscribe function. */
+  subscribe(sweepId: string, fn: (e: SweepEvent) => void): () => void {
+    this.events.on(sweepId, fn);
+    return () => this.events.off(sweepId, fn);
+  }
+
+  // ---------- sweeps ----------
+
+  /** Validates the spec (YAML/JSON), stores the sweep and its trials, queues the first `maxParallel`. */
+  async submitSweep(specText: string): Promise<SweepRecord> {
+    const spec = parseSweepSpec(specText);
+    const sweepId = newSweepId();
+    const trialCount = expandAll(createSearcher(spec)).length;
+    const sweep: SweepRecord = { sweepId, spec, status: 'running', trialCount, reason: '', createdAtMs: Date.now(), finishedAtMs: 0 };
+    await this.store.putSweep(sweep);
+    this.sweeps.set(sweepId, sweep);
+    await this.createTrials(sweep);
+    this.log.info('sweep.submitted', { sweepId, name: spec.name, trials: trialCount });
+    await this.dispatch(sweepId);
+    return sweep;
+  }
+
+  private async createTrials(sweep: SweepRecord): Promise<void> {
+    const points = expandAll(createSearcher(sweep.spec));
+    const existing = this.trialsBySweep.get(sweep.sweepId);
+    const now = Date.now();
+    const fresh = points
+      .map((p, index) => ({ p, index }))
+      .filter(({ index }) => !existing?.has(trialIdOf(sweep.sweepId, index)))
+      .map(({ p, index }) => newTrialRecord(trialConfig(sweep.spec, sweep.sweepId, index, p), now));
+    // Bounded concurrency: thousands of KV puts at once would only queue in the client.
+    for (let i = 0; i < fresh.length; i += 64) await Promise.all(fresh.slice(i, i + 64).map((t) => this.saveTrial(t)));
+  }
+
+  getSweep(sweepId: string): SweepRecord {
+    const s = this.sweeps.get(sweepId);
+    if (!s) throw new NotFoundError('sweep', sweepId);
+    return s;
+  }
+
+  listSweeps(): SweepRecord[] {
+    return [...this.sweeps.values()].sort((a, b) => b.createdAtMs - a.createdAtMs);
+  }
+
+  trialsOf(sweepId: string): TrialRecord[] {
+    this.getSweep(sweepId);
+    return [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].sort((a, b) => a.config.index - b.config.index);
+  }
+
+  getTrial(trialId: string): TrialRecord {
+    const t = this.trials.get(trialId);
+    if (!t) throw new NotFoundError('trial', trialId);
+    return t;
+  }
+
+  counts(sweepId: string): TrialCounts {
+    const c: TrialCounts = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+      c.total++;
+      c[t.status]++;
+    }
+    return c;
+  }
+
+  /** The best trial of a sweep by validation accuracy, if any finished. */
+  best(sweepId: string): TrialRecord | null {
+    let best: TrialRecord | null = null;
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+      if (t.valAccuracy === null) continue;
+      if (!best || t.valAccuracy > (best.valAccuracy ?? -1)) best = t;
+    }
+    return best;
+  }
+
+  query(q: LeaderboardQueryInput): LeaderboardResult {
+    if (q.sweepId && !this.sweeps.has(q.sweepId)) throw new NotFoundError('sweep', q.sweepId);
+    const source = q.sweepId ? (this.trialsBySweep.get(q.sweepId)?.values() ?? []) : this.trials.values();
+    return queryLeaderboard(source, q);
+  }
+
+  /** Cancels a running sweep: pending and queued trials are cancelled, running ones are told to STOP at their next epoch. */
+  async cancelSweep(sweepId: string, reason = 'cancelled by user'): Promise<SweepRecord> {
+    const sweep = this.getSweep(sweepId);
+    return this.lock.run(`sweep:${sweepId}`, async () => {
+      if (sweep.status !== 'running') throw new FailedPreconditionError(`sweep '${sweepId}' is already ${sweep.status}`);
+      sweep.status = 'cancelled';
+      sweep.reason = reason;
+      await this.store.putSweep(sweep);
+      for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+        if (t.status === 'pending' || t.status === 'queued') {
+          await this.lock.run(`trial:${t.config.trialId}`, async () => {
+            if (t.status === 'queued' && t.queueSeq > 0) await this.queue.remove(t.queueSeq);
+            t.status = 'cancelled';
+            await this.saveTrial(t);
+          });
+        }
+      }
+      this.log.info('sweep.cancelled', { sweepId, reason });
+      this.emit({ type: 'sweep_cancelled', sweepId, sweep });
+      await this.finishIfDone(sweep);
+      return sweep;
+    });
+  }
+
+  // ---------- dispatch ----------
+
+  /** Queues pending trials while fewer than `maxParallel` of the sweep are queued or running. */
+  private dispatch(sweepId: string): Promise<void> {
+    return this.lock.run(`sweep:${sweepId}`, async () => {
+      const sweep = this.sweeps.get(sweepId);
+      if (!sweep || sweep.status !== 'running') return;
+      const trials = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].sort((a, b) => a.config.index - b.config.index);
+      let inflight = trials.filter((t) => t.status === 'queued' || t.status === 'running').length;
+      for (const t of trials) {
+        if (inflight >= sweep.spec.maxParallel) break;
+        if (t.status !== 'pending') continue;
+        await this.lock.run(`trial:${t.config.trialId}`, async () => {
+          if (t.status !== 'pending') return;
+          // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
+          t.queueSeq = await this.queue.publish({ v: 1, config: t.config });
+          t.status = 'queued';
+          await this.saveTrial(t);
+          this.emit({ type: 'trial_queued', sweepId, trial: t });
+        });
+        inflight++;
+      }
+    });
+  }
+
+  private maybeFinish(sweepId: string): Promise<void> {
+    return this.lock.run(`sweep:${sweepId}`, async () => {
+      const s = this.sweeps.get(sweepId);
+      if (s) await this.finishIfDone(s);
+    });
+  }
+
+  /** Marks the sweep finished once every trial is terminal. Caller holds the sweep lock. */
+  private async finishIfDone(sweep: SweepRecord): Promise<void> {
+    if (sweep.finishedAtMs > 0) return;
+    const trials = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])];
+    if (trials.length < sweep.trialCount || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
+    if (sweep.status === 'running') {
+      const failed = trials.filter((t) => t.status === 'failed');
+      if (failed.length === trials.length) {
+        sweep.status = 'failed';
+        sweep.reason = `all ${trials.length} trials failed; first error: ${failed[0]?.error ?? 'unknown'}`;
+      } else {
+        sweep.status = 'completed';
+        if (failed.length > 0) sweep.reason = `${failed.length} of ${trials.length} trials failed`;
+      }
+    }
+    sweep.finishedAtMs = Date.now();
+    await this.store.putSweep(sweep);
+    this.log.info('sweep.finished', { sweepId: sweep.sweepId, status: sweep.status, reason: sweep.reason });
+    this.emit({ type: 'sweep_finished', sweepId: sweep.sweepId, sweep });
+  }
+
+  private async afterTerminal(sweepId: string): Promise<void> {
+    await this.dispatch(sweepId);
+    await this.maybeFinish(sweepId);
+  }
+
+  // ---------- worker reports ----------
+
+  private trialFor(trialId: string): TrialRecord {
+    if (!trialId) throw new InvalidArgumentError([{ field: 'trial_id', message: 'required' }], 'invalid report');
+    return this.getTrial(trialId);
+  }
+
+  /** A worker took a trial. STOP tells it to drop the trial (cancelled sweep, finished trial, stale attempt). */
+  async trialStarted(r: TrialStartedInput): Promise<Decision> {
+    const t = this.trialFor(r.trialId);
+    return this.lock.run(`trial:${r.trialId}`, async () => {
+      const sweep = this.getSweep(t.config.sweepId);
+      if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
+      if (TERMINAL_TRIAL_STATUSES.has(t.status)) return { action: 'STOP', reason: `trial is already ${t.status}` };
+      if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      Object.assign(t, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '' });
+      await this.saveTrial(t);
+      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
+      this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
+      return { action: 'CONTINUE', reason: '' };
+    });
+  }
+
+  /** One epoch of a running trial; answers the scheduler's decision. Idempotent per (trial, attempt, epoch). */
+  async reportEpoch(r: ReportEpochInput): Promise<Decision> {
+    const t = this.trialFor(r.trialId);
+    return this.lock.run(`trial:${r.trialId}`, async () => {
+      if (r.attempt !== t.attempt || t.status !== 'running') return { action: 'STOP', reason: `attempt ${r.attempt} does not own the trial (status ${t.status}, attempt ${t.attempt})` };
+      const i = t.history.findIndex((e) => e.epoch === r.metrics.epoch);
+      if (i >= 0) t.history[i] = r.metrics;
+      else t.history.push(r.metrics);
+      t.epochs = t.history.length;
+      t.valAccuracy = r.metrics.valAccuracy;
+      t.valLoss = r.metrics.valLoss;
+      t.seconds = t.history.reduce((s, e) => s + e.seconds, 0);
+      await this.saveTrial(t);
+      this.emit({ type: 'epoch', sweepId: t.config.sweepId, trial: t, epoch: r.metrics });
+      const sweep = this.getSweep(t.config.sweepId);
+      if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
+      const d = this.scheduler.onResult(t, r.metrics);
+      return { action: d, reason: d === 'STOP' ? 'early-stopping rule' : '' };
+    });
+  }
+
+  /** Final metrics of a trial. Reports from a stale attempt or for a finished trial are refused (accepted: false). */
+  async trialFinished(r: TrialFinishedInput): Promise<{ accepted: boolean; reason: string }> {
+    const t = this.trialFor(r.trialId);
+    const res = await this.lock.run(`trial:${r.trialId}`, async () => {
+      if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}` };
+      if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      const sweep = this.getSweep(t.config.sweepId);
+      Object.assign(t, {
+        status: sweep.status === 'cancelled' ? 'cancelled' : r.stopped ? 'stopped' : 'completed',
+        valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
+        epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
+      });
+      await this.saveTrial(t);
+      this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
+      this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
+      return { accepted: true, reason: '' };
+    });
+    if (res.accepted) await this.afterTerminal(t.config.sweepId);
+    return res;
+  }
+
+  /** A trial failed. `retrying`: the worker let the queue redeliver it; otherwise it is final. */
+  async trialFailed(r: TrialFailedInput): Promise<{ accepted: boolean; reason: string }> {
+    const t = this.trialFor(r.trialId);
+    const res = await this.lock.run(`trial:${r.trialId}`, async () => {
+      if (TERMINAL_TRIAL_STATUSES.has(t.status)) return { accepted: false, reason: `trial is already ${t.status}` };
+      if (r.attempt < t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}` };
+      t.status = r.retrying ? 'queued' : 'failed';
+      t.error = r.code ? `${r.code}: ${r.error}` : r.error;
+      await this.saveTrial(t);
+      this.log.warn('trial.failed', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, retrying: r.retrying, error: t.error });
+      this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
+      return { accepted: true, reason: '' };
+    });
+    if (res.accepted && !r.retrying) await this.afterTerminal(t.config.sweepId);
+    return res;
+  }
+}
+
+function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnType<typeof expandAll>[number]): TrialConfig {
+  return {
+    trialId: trialIdOf(sweepId, index),
+    sweepId,
+    index,
+    backbone: p.backbone,
+    unfreeze: p.unfreeze,
+    learningRate: p.learningRate,
+    dropout: p.dropout,
+    dataset: p.dataset,
+    datasetLabel: datasetLabel(p.dataset),
+    imageSize: spec.imageSize,
+    headUnits: spec.headUnits,
+    headEpochs: spec.headEpochs,
+    fineTuneEpochs: spec.fineTuneEpochs,
+    fineTuneLrFactor: spec.fineTuneLrFactor,
+    batchSize: spec.batchSize,
+    // One seed for every trial: the same split, initial head weights and batch order for all,
+    // so trials differ only in their hyperparameters (common random numbers).
+    seed: spec.seed,
+    split: spec.split,
+  };
+}

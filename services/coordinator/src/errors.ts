@@ -1,0 +1,74 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** Stable error codes of the coordinator; clients may switch on them. */
+export type CoordinatorErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'FAILED_PRECONDITION'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+/** Base class: every error the coordinator raises on purpose has a code. */
+export class CoordinatorError extends Error {
+  readonly code: CoordinatorErrorCode;
+  /** Whether the same call may succeed later unchanged. */
+  readonly retryable: boolean;
+  constructor(code: CoordinatorErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'CoordinatorError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** One problem with one field of a request or spec. */
+export interface FieldViolation {
+  /** Dotted path of the field, e.g. `learningRates[1]`. */
+  field: string;
+  /** What is wrong and what is allowed. */
+  message: string;
+}
+
+/** Bad input. The message lists every violation with its field. */
+export class InvalidArgumentError extends CoordinatorError {
+  readonly violations: FieldViolation[];
+  constructor(violations: FieldViolation[], context = 'invalid request') {
+    super('INVALID_ARGUMENT', `${context}: ${violations.map((v) => `${v.field}: ${v.message}`).join('; ')}`);
+    this.name = 'InvalidArgumentError';
+    this.violations = violations;
+  }
+  /** The first offending field (most messages have exactly one). */
+  get field(): string {
+    return this.violations[0]?.field ?? '';
+  }
+}
+
+export class NotFoundError extends CoordinatorError {
+  constructor(what: string, id: string) {
+    super('NOT_FOUND', `${what} '${id}' not found`);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class FailedPreconditionError extends CoordinatorError {
+  constructor(message: string) {
+    super('FAILED_PRECONDITION', message);
+    this.name = 'FailedPreconditionError';
+  }
+}
+
+/** Maps any thrown value to a gRPC status code and message. */
+export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string } {
+  if (err instanceof CoordinatorError) {
+    const code = {
+      INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+      NOT_FOUND: GrpcStatus.NOT_FOUND,
+      FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
+      UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+      INTERNAL: GrpcStatus.INTERNAL,
+    }[err.code];
+    return { code, details: err.message };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: GrpcStatus.INTERNAL, details: message };
+}

@@ -1,0 +1,191 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { fileURLToPath } from 'node:url';
+import {
+  LeaderboardServiceService,
+  ReportServiceService,
+  SweepServiceService,
+  type LeaderboardServiceServer,
+  type ReportServiceServer,
+  type SweepServiceServer,
+  type TrialEvent,
+} from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
+import type { Coordinator, SweepEvent } from '../coordinator.js';
+import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { epochFromPb, epochToPb, sweepToPb, trialToPb } from './convert.js';
+
+export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tlsweep.proto', import.meta.url));
+
+export interface GrpcServerOptions {
+  /** host:port; port 0 picks a free one. @default '127.0.0.1:50051' */
+  address?: string;
+  /** Largest accepted message. @default 16 MiB */
+  maxMessageBytes?: number;
+  log?: Logger;
+}
+
+export interface RunningGrpcServer {
+  server: grpc.Server;
+  port: number;
+  health: HealthImplementation;
+  /** Stops accepting calls, ends open watch streams, waits up to `graceMs` for calls in flight. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Wraps an async handler: errors become gRPC statuses with the field named. */
+function unary<Req, Res>(fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then((res) => cb(null, res))
+      .catch((err) => {
+        const s = toGrpcStatus(err);
+        cb({ code: s.code, details: s.details, metadata: new grpc.Metadata() });
+      });
+  };
+}
+
+function required(field: string, v: string): string {
+  if (!v) throw new InvalidArgumentError([{ field, message: 'required' }], 'invalid request');
+  return v;
+}
+
+function sweepMsg(c: Coordinator, sweepId: string) {
+  return sweepToPb(c.getSweep(sweepId), c.counts(sweepId), c.best(sweepId));
+}
+
+function eventToPb(c: Coordinator, e: SweepEvent): TrialEvent {
+  return {
+    type: e.type,
+    sweepId: e.sweepId,
+    trial: e.trial ? trialToPb(e.trial, false) : undefined,
+    epoch: e.epoch ? epochToPb(e.epoch) : undefined,
+    sweep: sweepMsg(c, e.sweepId),
+  };
+}
+
+/** Serves SweepService, LeaderboardService, ReportService, gRPC health and server reflection. */
+export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = {}): Promise<RunningGrpcServer> {
+  const log = opts.log ?? silentLogger;
+  const maxBytes = opts.maxMessageBytes ?? 16 * 1024 * 1024;
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
+  const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+
+  const sweeps: SweepServiceServer = {
+    submitSweep: unary(async (req) => {
+      const s = await c.submitSweep(req.spec);
+      return { sweep: sweepMsg(c, s.sweepId) };
+    }),
+    getSweep: unary((req) => sweepMsg(c, required('sweep_id', req.sweepId))),
+    listSweeps: unary(() => ({ sweeps: c.listSweeps().map((s) => sweepMsg(c, s.sweepId)) })),
+    cancelSweep: unary(async (req) => {
+      await c.cancelSweep(required('sweep_id', req.sweepId));
+      return sweepMsg(c, req.sweepId);
+    }),
+    watchSweep: (call) => {
+      let sweepId: string;
+      try {
+        sweepId = required('sweep_id', call.request.sweepId);
+        c.getSweep(sweepId);
+      } catch (err) {
+        call.emit('error', { code: toGrpcStatus(err).code, details: toGrpcStatus(err).details });
+        return;
+      }
+      watchers.add(call);
+      const end = () => {
+        unsubscribe();
+        watchers.delete(call);
+        call.end();
+      };
+      const unsubscribe = c.subscribe(sweepId, (e) => {
+        call.write(eventToPb(c, e));
+        if (e.type === 'sweep_finished') end();
+      });
+      call.on('cancelled', () => {
+        unsubscribe();
+        watchers.delete(call);
+      });
+      if (call.request.includeSnapshot) {
+        for (const t of c.trialsOf(sweepId)) call.write({ type: 'snapshot', sweepId, trial: trialToPb(t, false), sweep: sweepMsg(c, sweepId) });
+      }
+      if (c.getSweep(sweepId).finishedAtMs > 0) {
+        call.write({ type: 'sweep_finished', sweepId, sweep: sweepMsg(c, sweepId) });
+        end();
+      }
+    },
+  };
+
+  const leaderboard: LeaderboardServiceServer = {
+    query: unary((q) => {
+      const r = c.query({
+        sweepId: q.sweepId || undefined,
+        backbone: q.backbone || undefined,
+        status: q.status || undefined,
+        sortBy: q.sortBy || undefined,
+        order: q.ascending ? 'asc' : q.descending ? 'desc' : undefined,
+        limit: q.limit,
+        pageToken: q.pageToken || undefined,
+        groupBy: q.groupBy || undefined,
+      });
+      return {
+        rows: r.rows.map((t) => trialToPb(t)),
+        total: r.total,
+        nextPageToken: r.nextPageToken,
+        groups: r.groups.map((g) => ({ ...g, best: g.best ?? NaN, mean: g.mean ?? NaN, std: g.std ?? NaN })),
+        sortBy: r.sortBy,
+      };
+    }),
+  };
+
+  const reports: ReportServiceServer = {
+    trialStarted: unary((r) => c.trialStarted({ ...r, trialId: required('trial_id', r.trialId) })),
+    reportEpoch: unary((r) => c.reportEpoch({ trialId: required('trial_id', r.trialId), attempt: r.attempt, metrics: epochFromPb(r.metrics) })),
+    trialFinished: unary((r) => c.trialFinished({ ...r, trialId: required('trial_id', r.trialId) })),
+    trialFailed: unary((r) => c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })),
+  };
+
+  server.addService(SweepServiceService, sweeps);
+  server.addService(LeaderboardServiceService, leaderboard);
+  server.addService(ReportServiceService, reports);
+
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    'tlsweep.v1.SweepService': 'SERVING',
+    'tlsweep.v1.LeaderboardService': 'SERVING',
+    'tlsweep.v1.ReportService': 'SERVING',
+  });
+  health.addToServer(server);
+  const pkg = protoLoader.loadSync([PROTO_FILE, healthProtoPath], { keepCase: true });
+  new ReflectionService(pkg).addToServer(server);
+
+  const address = opts.address ?? '127.0.0.1:50051';
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  log.info('grpc.listening', { address, port });
+
+  return {
+    server,
+    port,
+    health,
+    close: async (graceMs = 5000) => {
+      for (const name of ['', 'tlsweep.v1.SweepService', 'tlsweep.v1.LeaderboardService', 'tlsweep.v1.ReportService']) health.setStatus(name, 'NOT_SERVING');
+      for (const w of watchers) w.end();
+      watchers.clear();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,11 @@
+/**
+ * Names shared by the coordinator (which creates them) and workers (which
+ * consume). One place so they cannot drift apart.
+ */
+export const TRIAL_STREAM = 'TLSWEEP_TRIALS';
+export const TRIAL_SUBJECT_PREFIX = 'tlsweep.trials';
+/** Subject a sweep's trials are published on. */
+export const trialSubject = (sweepId: string) => `${TRIAL_SUBJECT_PREFIX}.${sweepId}`;
+export const WORKER_CONSUMER = 'tlsweep-workers';
+export const SWEEPS_BUCKET = 'tlsweep-sweeps';
+export const TRIALS_BUCKET = 'tlsweep-trials';

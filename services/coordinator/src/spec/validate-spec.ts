@@ -1,0 +1,214 @@
+import { parse as parseYaml } from 'yaml';
+import { InvalidArgumentError, type FieldViolation } from '../errors.js';
+import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
+import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
+
+const TOP_LEVEL_FIELDS = [
+  'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
+  'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+];
+const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+const BACKBONE_RE = /^[a-z][a-z0-9_]{0,63}$/;
+
+/**
+ * Parses a spec from YAML or JSON text (JSON is YAML) and validates it.
+ * @throws InvalidArgumentError naming every offending field.
+ */
+export function parseSweepSpec(text: string): SweepSpec {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new InvalidArgumentError([{ field: 'spec', message: `not valid YAML/JSON: ${(err as Error).message}` }], 'invalid sweep spec');
+  }
+  return validateSweepSpec(raw);
+}
+
+/** Validates a parsed spec and fills in defaults. @throws InvalidArgumentError */
+export function validateSweepSpec(raw: unknown): SweepSpec {
+  const v: FieldViolation[] = [];
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidArgumentError([{ field: 'spec', message: 'must be a mapping (object) of sweep fields' }], 'invalid sweep spec');
+  }
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TOP_LEVEL_FIELDS.includes(k)) v.push({ field: k, message: `unknown field; allowed: ${TOP_LEVEL_FIELDS.join(', ')}` });
+  }
+
+  const name = o.name;
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    v.push({ field: 'name', message: 'required: 1-64 characters of letters, digits, space, ".", "_" or "-", starting with a letter or digit' });
+  }
+
+  const datasetsRaw = o.dataset === undefined ? undefined : Array.isArray(o.dataset) ? o.dataset : [o.dataset];
+  const datasets: DatasetSpec[] = [];
+  if (datasetsRaw === undefined || datasetsRaw.length === 0) {
+    v.push({ field: 'dataset', message: `required: a dataset {kind: ${DATASET_KINDS.join(' | ')}, ...} or a list of them` });
+  } else {
+    datasetsRaw.forEach((d, i) => {
+      const field = Array.isArray(o.dataset) ? `dataset[${i}]` : 'dataset';
+      const ds = validateDataset(d, field, v);
+      if (ds) datasets.push(ds);
+    });
+  }
+
+  const backbones = list(o, 'backbones', v, (x, f) => {
+    if (typeof x !== 'string' || !BACKBONE_RE.test(x)) {
+      v.push({ field: f, message: 'must be a backbone name of lowercase letters, digits and "_" (e.g. mobilenet_v2, tiny_cnn)' });
+      return undefined;
+    }
+    return x;
+  });
+  const unfreeze = list(o, 'unfreeze', v, (x, f) => int(x, f, v, 0, 10_000, 'an integer number of top backbone layers, 0..10000 (0 = head only)'));
+  const learningRates = list(o, 'learningRates', v, (x, f) => num(x, f, v, (n) => n > 0 && n <= 10, 'a number in (0, 10]'));
+  const dropouts = list(o, 'dropouts', v, (x, f) => num(x, f, v, (n) => n >= 0 && n < 1, 'a number in [0, 1)'));
+
+  const headEpochs = opt(o, 'headEpochs', SPEC_DEFAULTS.headEpochs, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxEpochs, `an integer in 1..${SPEC_LIMITS.maxEpochs}`));
+  const fineTuneEpochs = opt(o, 'fineTuneEpochs', SPEC_DEFAULTS.fineTuneEpochs, (x, f) => int(x, f, v, 0, SPEC_LIMITS.maxEpochs, `an integer in 0..${SPEC_LIMITS.maxEpochs}`));
+  const fineTuneLrFactor = opt(o, 'fineTuneLrFactor', SPEC_DEFAULTS.fineTuneLrFactor, (x, f) => num(x, f, v, (n) => n > 0 && n <= 1, 'a number in (0, 1]'));
+  const batchSize = opt(o, 'batchSize', SPEC_DEFAULTS.batchSize, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxBatchSize, `an integer in 1..${SPEC_LIMITS.maxBatchSize}`));
+  const headUnits = opt(o, 'headUnits', SPEC_DEFAULTS.headUnits, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxHeadUnits, `an integer in 1..${SPEC_LIMITS.maxHeadUnits}`));
+  const imageSize = o.imageSize === undefined || o.imageSize === null ? null
+    : int(o.imageSize, 'imageSize', v, SPEC_LIMITS.minImageSize, SPEC_LIMITS.maxImageSize, `an integer in ${SPEC_LIMITS.minImageSize}..${SPEC_LIMITS.maxImageSize} (pixels)`) ?? null;
+  const seed = opt(o, 'seed', SPEC_DEFAULTS.seed, (x, f) => int(x, f, v, 0, 2 ** 31 - 1, 'an integer in 0..2147483647'));
+  const search = opt(o, 'search', SPEC_DEFAULTS.search, (x, f) => {
+    if (x === 'grid' || x === 'random') return x;
+    v.push({ field: f, message: `must be one of: grid, random; got ${JSON.stringify(x)}` });
+    return undefined;
+  });
+  const maxTrials = o.maxTrials === undefined || o.maxTrials === null ? null
+    : int(o.maxTrials, 'maxTrials', v, 1, SPEC_LIMITS.maxTrialsPerSweep, `an integer in 1..${SPEC_LIMITS.maxTrialsPerSweep}`) ?? null;
+  if (search === 'random' && maxTrials === null && o.maxTrials === undefined) {
+    v.push({ field: 'maxTrials', message: 'required when search is random: an integer in 1..' + SPEC_LIMITS.maxTrialsPerSweep });
+  }
+  const maxParallel = opt(o, 'maxParallel', SPEC_DEFAULTS.maxParallel, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxParallel, `an integer in 1..${SPEC_LIMITS.maxParallel}`));
+
+  let split: { valFraction: number; testFraction: number } = { valFraction: SPEC_DEFAULTS.valFraction, testFraction: SPEC_DEFAULTS.testFraction };
+  if (o.split !== undefined) {
+    if (o.split === null || typeof o.split !== 'object' || Array.isArray(o.split)) {
+      v.push({ field: 'split', message: 'must be a mapping {valFraction, testFraction}' });
+    } else {
+      const s = o.split as Record<string, unknown>;
+      for (const k of Object.keys(s)) if (k !== 'valFraction' && k !== 'testFraction') v.push({ field: `split.${k}`, message: 'unknown field; allowed: valFraction, testFraction' });
+      const valFraction = opt(s, 'valFraction', SPEC_DEFAULTS.valFraction, (x) => num(x, 'split.valFraction', v, (n) => n > 0 && n < 0.5, 'a number in (0, 0.5)'));
+      const testFraction = opt(s, 'testFraction', SPEC_DEFAULTS.testFraction, (x) => num(x, 'split.testFraction', v, (n) => n > 0 && n < 0.5, 'a number in (0, 0.5)'));
+      if (valFraction !== undefined && testFraction !== undefined) split = { valFraction, testFraction };
+    }
+  }
+
+  if (v.length === 0 && search === 'grid') {
+    const size = datasets.length * backbones!.length * unfreeze!.length * learningRates!.length * dropouts!.length;
+    if (size > SPEC_LIMITS.maxTrialsPerSweep) {
+      v.push({ field: 'backbones', message: `the grid has ${size} trials; at most ${SPEC_LIMITS.maxTrialsPerSweep} per sweep (use search: random with maxTrials)` });
+    }
+  }
+  if (v.length > 0) throw new InvalidArgumentError(v, 'invalid sweep spec');
+
+  return {
+    name: name as string,
+    datasets,
+    backbones: backbones!,
+    unfreeze: unfreeze!,
+    learningRates: learningRates!,
+    dropouts: dropouts!,
+    headEpochs: headEpochs!,
+    fineTuneEpochs: fineTuneEpochs!,
+    fineTuneLrFactor: fineTuneLrFactor!,
+    batchSize: batchSize!,
+    headUnits: headUnits!,
+    imageSize,
+    seed: seed!,
+    search: search!,
+    maxTrials,
+    maxParallel: maxParallel!,
+    split,
+  };
+}
+
+function validateDataset(d: unknown, field: string, v: FieldViolation[]): DatasetSpec | undefined {
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) {
+    v.push({ field, message: `must be a mapping with kind: ${DATASET_KINDS.join(' | ')}` });
+    return undefined;
+  }
+  const o = d as Record<string, unknown>;
+  const allowed: Record<string, string[]> = {
+    'fashion-mnist': ['kind', 'dir', 'perClass'],
+    folder: ['kind', 'path', 'perClass'],
+    synthetic: ['kind', 'classes', 'perClass', 'seed'],
+  };
+  if (typeof o.kind !== 'string' || !(o.kind in allowed)) {
+    v.push({ field: `${field}.kind`, message: `must be one of: ${DATASET_KINDS.join(', ')}; got ${JSON.stringify(o.kind)}` });
+    return undefined;
+  }
+  const before = v.length;
+  for (const k of Object.keys(o)) {
+    if (!allowed[o.kind].includes(k)) v.push({ field: `${field}.${k}`, message: `unknown field for kind ${o.kind}; allowed: ${allowed[o.kind].join(', ')}` });
+  }
+  const perClass = o.perClass === undefined ? undefined : int(o.perClass, `${field}.perClass`, v, 1, 100_000, 'an integer in 1..100000');
+  switch (o.kind) {
+    case 'fashion-mnist': {
+      if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir === '')) v.push({ field: `${field}.dir`, message: 'must be a non-empty path' });
+      if (perClass !== undefined && perClass > 6000) v.push({ field: `${field}.perClass`, message: 'Fashion-MNIST has 6000 training images per class; allowed 1..6000' });
+      if (v.length > before) return undefined;
+      return { kind: 'fashion-mnist', ...(o.dir !== undefined ? { dir: o.dir as string } : {}), ...(perClass !== undefined ? { perClass } : {}) };
+    }
+    case 'folder': {
+      if (typeof o.path !== 'string' || o.path === '') v.push({ field: `${field}.path`, message: 'required: a directory of class sub-folders of PNG/JPEG images' });
+      if (v.length > before) return undefined;
+      return { kind: 'folder', path: o.path as string, ...(perClass !== undefined ? { perClass } : {}) };
+    }
+    default: {
+      const classes = o.classes === undefined ? undefined : int(o.classes, `${field}.classes`, v, 2, 1000, 'an integer in 2..1000');
+      const seed = o.seed === undefined ? undefined : int(o.seed, `${field}.seed`, v, 0, 2 ** 31 - 1, 'an integer in 0..2147483647');
+      if (v.length > before) return undefined;
+      return {
+        kind: 'synthetic',
+        ...(classes !== undefined ? { classes } : {}),
+        ...(perClass !== undefined ? { perClass } : {}),
+        ...(seed !== undefined ? { seed } : {}),
+      };
+    }
+  }
+}
+
+function list<T>(o: Record<string, unknown>, field: string, v: FieldViolation[], item: (x: unknown, f: string) => T | undefined): T[] | undefined {
+  const x = o[field];
+  if (!Array.isArray(x) || x.length === 0) {
+    // A single value is accepted as a one-element axis.
+    if (x !== undefined && x !== null && !Array.isArray(x)) return list({ [field]: [x] }, field, v, item);
+    v.push({ field, message: 'required: a non-empty list' });
+    return undefined;
+  }
+  if (x.length > 1000) {
+    v.push({ field, message: `at most 1000 values; got ${x.length}` });
+    return undefined;
+  }
+  const out: T[] = [];
+  x.forEach((e, i) => {
+    const r = item(e, `${field}[${i}]`);
+    if (r !== undefined) out.push(r);
+  });
+  if (new Set(out.map((e) => JSON.stringify(e))).size !== out.length) v.push({ field, message: 'values must be distinct' });
+  return out.length === x.length ? out : undefined;
+}
+
+function opt<T>(o: Record<string, unknown>, field: string, dflt: T, check: (x: unknown, f: string) => T | undefined): T | undefined {
+  return o[field] === undefined || o[field] === null ? dflt : check(o[field], field);
+}
+
+function int(x: unknown, field: string, v: FieldViolation[], min: number, max: number, allowed: string): number | undefined {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) {
+    v.push({ field, message: `must be ${allowed}; got ${JSON.stringify(x)}` });
+    return undefined;
+  }
+  return x;
+}
+
+function num(x: unknown, field: string, v: FieldViolation[], ok: (n: number) => boolean, allowed: string): number | undefined {
+  if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x)) {
+    v.push({ field, message: `must be ${allowed}; got ${JSON.stringify(x)}` });
+    return undefined;
+  }
+  return x;
+}

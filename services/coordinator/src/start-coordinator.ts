@@ -1,0 +1,33 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { CoordinatorConfig } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
+import { silentLogger, type Logger } from './log.js';
+
+export interface RunningCoordinator {
+  coordinator: Coordinator;
+  grpc: RunningGrpcServer;
+  nc: NatsConnection;
+  /** gRPC port actually bound. */
+  port: number;
+  /** Graceful stop: gRPC first (ends watches, lets calls finish), then NATS. */
+  stop(): Promise<void>;
+}
+
+/** Connects to NATS, rebuilds state from JetStream, serves gRPC. */
+export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
+  // Reconnect forever: a restarted nats-server must not take the coordinator down.
+  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
+  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver } });
+  const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
+  return {
+    coordinator,
+    grpc,
+    nc,
+    port: grpc.port,
+    stop: async () => {
+      await grpc.close();
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}
