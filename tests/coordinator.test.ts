@@ -91,6 +91,6 @@ describe('coordinator over a real JetStream', () => {
     expect(c.getSweep(sweep.sweepId).finishedAtMs).toBeGreaterThan(0);
     expect(c.getSweep(sweep.sweepId).status).toBe('cancelled');
     // Nothing of this sweep is left in the queue.
-    expect(await consumer.next({ expires: 500 })).toBeNull();
+    expect(await consumer.next({ expires: 1000 })).toBeNull();
   });
 });
