@@ -1,0 +1,170 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DatasetError } from '../services/worker/src/data/errors.js';
+import {
+  DEFAULT_FASHION_MNIST_DIR,
+  FASHION_MNIST_CLASSES,
+  loadFashionMnistRaw,
+  parseIdx,
+  readIdxFile,
+} from '../services/worker/src/data/fashion-mnist.js';
+import { disposeDataset, loadDataset } from '../services/worker/src/data/load-dataset.js';
+
+/** Builds an IDX buffer: magic 00 00 type ndims, big-endian dims, big-endian data. */
+function idx(type: number, dims: number[], values: number[]): Buffer {
+  const size = { 0x08: 1, 0x0c: 4 }[type as 0x08 | 0x0c];
+  const buf = Buffer.alloc(4 + 4 * dims.length + values.length * size);
+  buf[2] = type;
+  buf[3] = dims.length;
+  dims.forEach((d, i) => buf.writeUInt32BE(d, 4 + 4 * i));
+  const off = 4 + 4 * dims.length;
+  values.forEach((v, i) => (size === 1 ? buf.writeUInt8(v, off + i) : buf.writeInt32BE(v, off + 4 * i)));
+  return buf;
+}
+
+let dir: string;
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  dir = await mkdtemp(join(tmpdir(), 'tlsweep-idx-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('IDX parsing', () => {
+  it('parses uint8 and big-endian int32 IDX buffers', () => {
+    const a = parseIdx(idx(0x08, [2, 3], [1, 2, 3, 4, 5, 255]));
+    expect(a.dtype).toBe('uint8');
+    expect(a.dims).toEqual([2, 3]);
+    expect(Array.from(a.data)).toEqual([1, 2, 3, 4, 5, 255]);
+    const b = parseIdx(idx(0x0c, [3], [1, -2, 0x01020304]));
+    expect(b.dtype).toBe('int32');
+    expect(Array.from(b.data)).toEqual([1, -2, 0x01020304]);
+  });
+
+  it('rejects a bad magic, an unknown type and a wrong length', () => {
+    const bad = idx(0x08, [2], [1, 2]);
+    bad[0] = 1;
+    expect(() => parseIdx(bad, 'x.idx')).toThrow(/x\.idx: expected IDX magic/);
+    const unk = idx(0x08, [2], [1, 2]);
+    unk[2] = 0x07;
+    expect(() => parseIdx(unk)).toThrow(/unknown IDX element type 0x07/);
+    const short = idx(0x08, [3], [1, 2, 3]).subarray(0, 9);
+    try {
+      parseIdx(short, 'short.idx');
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(DatasetError);
+      expect((e as DatasetError).code).toBe('DATASET_INVALID');
+      expect((e as DatasetError).message).toMatch(/short\.idx: expected 11 bytes .* got 9/);
+    }
+  });
+
+  it('reads gzipped and uncompressed files alike', async () => {
+    const raw = idx(0x08, [2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]);
+    await writeFile(join(dir, 'a.idx.gz'), gzipSync(raw));
+    await writeFile(join(dir, 'a.idx'), raw);
+    const gz = await readIdxFile(join(dir, 'a.idx.gz'));
+    const plain = await readIdxFile(join(dir, 'a.idx'));
+    expect(gz.dims).toEqual([2, 2, 2]);
+    expect(Array.from(gz.data)).toEqual(Array.from(plain.data));
+    await expect(readIdxFile(join(dir, 'nope.gz'))).rejects.toMatchObject({ code: 'DATASET_NOT_FOUND' });
+  });
+});
+
+describe('Fashion-MNIST loader', () => {
+  it('draws perClass images per class from a tiny IDX dataset, labels aligned with pixels', async () => {
+    const fm = join(dir, 'tiny-fm');
+    await mkdir(fm);
+    // 10 classes × 3 images of 4×5; class c has all pixels = 20·c; labels interleaved.
+    const n = 30;
+    const labels = Array.from({ length: n }, (_, i) => i % 10);
+    const pixels = labels.flatMap((c) => Array<number>(20).fill(20 * c));
+    await writeFile(join(fm, 'train-images-idx3-ubyte.gz'), gzipSync(idx(0x08, [n, 4, 5], pixels)));
+    await writeFile(join(fm, 'train-labels-idx1-ubyte'), idx(0x08, [n], labels)); // uncompressed
+
+    const raw = await loadFashionMnistRaw({ kind: 'fashion-mnist', dir: fm, perClass: 2 });
+    expect(raw.images).toHaveLength(20);
+    expect(raw.images[0]).toMatchObject({ width: 5, height: 4, channels: 1 });
+    raw.images.forEach((im, i) => expect(im.data[0]).toBe(20 * raw.labels[i]));
+
+    const before = tf.memory().numTensors;
+    const d = await loadDataset({ kind: 'fashion-mnist', dir: fm, perClass: 3 }, {
+      imageSize: [8, 8],
+      split: { valFraction: 0.2, testFraction: 0.2, seed: 1 },
+    });
+    expect(d.classNames).toEqual(FASHION_MNIST_CLASSES);
+    for (const part of [d.train, d.val, d.test]) {
+      const ys = part.y.arraySync();
+      const xs = part.x.arraySync();
+      ys.forEach((c, i) => {
+        expect(xs[i][3][3][0]).toBeCloseTo((20 * c) / 255, 5);
+        expect(xs[i][7][0][2]).toBeCloseTo((20 * c) / 255, 5);
+      });
+    }
+    // 3 per class → 1 / 1 / 1
+    expect([d.train.y.shape[0], d.val.y.shape[0], d.test.y.shape[0]]).toEqual([10, 10, 10]);
+    disposeDataset(d);
+    expect(tf.memory().numTensors).toBe(before);
+
+    await expect(loadFashionMnistRaw({ kind: 'fashion-mnist', dir: fm, perClass: 4 })).rejects.toThrow(
+      /dataset\.perClass: expected at most 3/,
+    );
+  });
+
+  it('reports a missing directory and missing files', async () => {
+    const missing = join(dir, 'no-such-dir');
+    await expect(loadFashionMnistRaw({ kind: 'fashion-mnist', dir: missing })).rejects.toMatchObject({
+      code: 'DATASET_NOT_FOUND',
+      message: expect.stringContaining(missing),
+    });
+    await expect(loadFashionMnistRaw({ kind: 'fashion-mnist', dir })).rejects.toMatchObject({
+      code: 'DATASET_NOT_FOUND',
+      message: expect.stringContaining('train-images-idx3-ubyte.gz'),
+    });
+  });
+
+  it.skipIf(!existsSync(DEFAULT_FASHION_MNIST_DIR))('loads the real Fashion-MNIST (perClass 5), stratified', async () => {
+    const before = tf.memory().numTensors;
+    const opts = { imageSize: [32, 32] as [number, number], split: { valFraction: 0.15, testFraction: 0.15, seed: 7 } };
+    const d = await loadDataset({ kind: 'fashion-mnist', perClass: 5 }, opts);
+    expect(d.classNames).toHaveLength(10);
+    expect(d.skippedImages).toBe(0);
+    expect(d.source).toContain('train-images-idx3-ubyte');
+    const total = d.train.y.shape[0] + d.val.y.shape[0] + d.test.y.shape[0];
+    expect(total).toBe(50);
+    expect(d.train.x.shape).toEqual([30, 32, 32, 3]);
+    expect(d.val.x.shape).toEqual([10, 32, 32, 3]);
+    expect(d.test.x.shape).toEqual([10, 32, 32, 3]);
+    expect(d.train.x.dtype).toBe('float32');
+    expect(d.train.y.dtype).toBe('int32');
+    for (const [part, per] of [[d.train, 3], [d.val, 1], [d.test, 1]] as const) {
+      const counts = new Array(10).fill(0);
+      for (const c of part.y.dataSync()) counts[c]++;
+      expect(counts).toEqual(new Array(10).fill(per)); // all classes, labels in range
+      const x = part.x.dataSync();
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of x) {
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      expect(min).toBeGreaterThanOrEqual(0);
+      expect(max).toBeLessThanOrEqual(1);
+      expect(max).toBeGreaterThan(0.5);
+    }
+    // grayscale → 3 identical channels
+    const pxT = d.train.x.slice([0, 10, 10, 0], [1, 1, 1, 3]);
+    const px = pxT.dataSync();
+    pxT.dispose();
+    expect(px[0]).toBe(px[1]);
+    expect(px[1]).toBe(px[2]);
+    disposeDataset(d);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
