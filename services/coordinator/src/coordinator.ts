@@ -51,6 +51,7 @@ export interface ReportEpochInput { trialId: string; attempt: number; metrics: E
 export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
   epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
+  pretrained?: boolean; weightsSource?: string; backend?: string;
 }
 export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
 
@@ -337,6 +338,9 @@ export class Coordinator {
         valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
         epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
       });
+      if (r.pretrained !== undefined) t.pretrained = r.pretrained;
+      if (r.weightsSource) t.weightsSource = r.weightsSource;
+      if (r.backend) t.backend = r.backend;
       await this.saveTrial(t);
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });

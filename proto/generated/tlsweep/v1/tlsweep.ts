@@ -204,6 +204,10 @@ export interface TrialFinishedRequest {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /** Known for sure only once the backbone has loaded. */
+  pretrained: boolean;
+  weightsSource: string;
+  backend: string;
 }
 
 export interface TrialFailedRequest {
@@ -2882,6 +2886,9 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: "",
+    pretrained: false,
+    weightsSource: "",
+    backend: "",
   };
 }
 
@@ -2922,6 +2929,15 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.cutLayer !== "") {
       writer.uint32(98).string(message.cutLayer);
+    }
+    if (message.pretrained !== false) {
+      writer.uint32(104).bool(message.pretrained);
+    }
+    if (message.weightsSource !== "") {
+      writer.uint32(114).string(message.weightsSource);
+    }
+    if (message.backend !== "") {
+      writer.uint32(122).string(message.backend);
     }
     return writer;
   },
@@ -3035,6 +3051,30 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.cutLayer = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.pretrained = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.weightsSource = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3093,6 +3133,13 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.cut_layer)
         ? globalThis.String(object.cut_layer)
         : "",
+      pretrained: isSet(object.pretrained) ? globalThis.Boolean(object.pretrained) : false,
+      weightsSource: isSet(object.weightsSource)
+        ? globalThis.String(object.weightsSource)
+        : isSet(object.weights_source)
+        ? globalThis.String(object.weights_source)
+        : "",
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
     };
   },
 
@@ -3134,6 +3181,15 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.cutLayer !== "") {
       obj.cutLayer = message.cutLayer;
     }
+    if (message.pretrained !== false) {
+      obj.pretrained = message.pretrained;
+    }
+    if (message.weightsSource !== "") {
+      obj.weightsSource = message.weightsSource;
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
     return obj;
   },
 
@@ -3154,6 +3210,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
     message.cutLayer = object.cutLayer ?? "";
+    message.pretrained = object.pretrained ?? false;
+    message.weightsSource = object.weightsSource ?? "";
+    message.backend = object.backend ?? "";
     return message;
   },
 };

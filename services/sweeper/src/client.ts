@@ -1,0 +1,79 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  LeaderboardServiceClient,
+  SweepServiceClient,
+  type LeaderboardQuery,
+  type LeaderboardResponse,
+  type Sweep,
+  type TrialEvent,
+} from '../../../proto/generated/tlsweep/v1/tlsweep.js';
+
+/** A gRPC failure as the CLI shows it: the status name and the server's message. */
+export class ClientError extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+function promisify<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    fn((err, res) => (err ? reject(new ClientError(err.code, `${grpc.status[err.code]}: ${err.details || err.message}`)) : resolve(res as T))),
+  );
+}
+
+/** Typed, promise-based client of the coordinator's user-facing services. */
+export class TlsweepClient {
+  private readonly sweeps: SweepServiceClient;
+  private readonly leaderboard: LeaderboardServiceClient;
+
+  constructor(readonly address: string) {
+    const creds = grpc.credentials.createInsecure();
+    this.sweeps = new SweepServiceClient(address, creds);
+    this.leaderboard = new LeaderboardServiceClient(address, creds);
+  }
+
+  /** Waits until the channel is connected, or fails with a hint. */
+  async ready(timeoutMs = 5000): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      this.sweeps.waitForReady(Date.now() + timeoutMs, (err) =>
+        err ? reject(new ClientError(grpc.status.UNAVAILABLE, `cannot reach the coordinator at ${this.address} (start one with \`tlsweep up\`, or pass --coordinator host:port)`)) : resolve(),
+      ),
+    );
+  }
+
+  submit(spec: string): Promise<Sweep> {
+    return promisify<{ sweep?: Sweep }>((cb) => this.sweeps.submitSweep({ spec }, cb)).then((r) => r.sweep!);
+  }
+  get(sweepId: string): Promise<Sweep> {
+    return promisify((cb) => this.sweeps.getSweep({ sweepId }, cb));
+  }
+  list(): Promise<Sweep[]> {
+    return promisify<{ sweeps: Sweep[] }>((cb) => this.sweeps.listSweeps({}, cb)).then((r) => r.sweeps);
+  }
+  cancel(sweepId: string): Promise<Sweep> {
+    return promisify((cb) => this.sweeps.cancelSweep({ sweepId }, cb));
+  }
+  query(q: Partial<LeaderboardQuery>): Promise<LeaderboardResponse> {
+    const full: LeaderboardQuery = { sweepId: '', backbone: '', status: '', sortBy: '', ascending: false, descending: false, limit: 0, pageToken: '', groupBy: '', ...q };
+    return promisify((cb) => this.leaderboard.query(full, cb));
+  }
+
+  /** Streams a sweep's events until it finishes (or the stream breaks). */
+  async *watch(sweepId: string, includeSnapshot = true): AsyncGenerator<TrialEvent> {
+    const call = this.sweeps.watchSweep({ sweepId, includeSnapshot });
+    try {
+      for await (const e of call as AsyncIterable<TrialEvent>) yield e;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      throw new ClientError(e.code, `${grpc.status[e.code]}: ${e.details || e.message}`);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  close(): void {
+    this.sweeps.close();
+    this.leaderboard.close();
+  }
+}

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TlsweepClient } from '../client.js';
+import { clusterEnv } from '../config.js';
+import { startLocalCluster } from '../local-cluster.js';
+import { printLeaderboard } from './leaderboard.js';
+import { watchSweep } from './watch.js';
+
+export const DEMO_SPEC = fileURLToPath(new URL('../../../../examples/demo.yaml', import.meta.url));
+
+/** `npm run demo`: local cluster → real sweep with live progress → leaderboard → clean shutdown. */
+export async function runDemo(o: { workers: number; specFile?: string }): Promise<number> {
+  const t0 = Date.now();
+  const spec = readFileSync(o.specFile ?? DEMO_SPEC, 'utf8');
+  console.log(`starting a local cluster: nats-server (JetStream, temp store), 1 coordinator, ${o.workers} workers…`);
+  const cluster = await startLocalCluster({ workers: o.workers, env: clusterEnv() });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await cluster.stop();
+  };
+  process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+  const client = new TlsweepClient(cluster.coordinator);
+  try {
+    await client.ready();
+    console.log(`cluster up in ${((Date.now() - t0) / 1000).toFixed(1)}s: coordinator ${cluster.coordinator}, NATS ${cluster.natsUrl}; logs in ${cluster.logDir}`);
+    const sweep = await client.submit(spec);
+    console.log(`submitted sweep ${sweep.sweepId} '${sweep.name}': ${sweep.counts!.total} trials`);
+    const done = await watchSweep(client, sweep.sweepId);
+    console.log(`\nLeaderboard (${done.name}, sorted by validation accuracy):`);
+    await printLeaderboard(client, { sweep: sweep.sweepId, top: 50, groupBy: 'unfreeze' });
+    console.log(`\ndemo finished in ${((Date.now() - t0) / 1000).toFixed(1)}s; sweep ${done.status}`);
+    return done.status === 'completed' ? 0 : 1;
+  } finally {
+    client.close();
+    console.log('stopping the cluster…');
+    await stop();
+  }
+}

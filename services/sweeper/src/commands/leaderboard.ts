@@ -1,0 +1,42 @@
+import type { TlsweepClient } from '../client.js';
+import { groupsTable, leaderboardTable, toRow, type LeaderboardRow } from '../format.js';
+
+export interface LeaderboardOptions {
+  sweep?: string;
+  top?: number;
+  groupBy?: string;
+  sortBy?: string;
+  backbone?: string;
+  status?: string;
+  json?: boolean;
+  /** Fetch every page, not just the first `top`. */
+  all?: boolean;
+}
+
+/** Fetches leaderboard rows (following pages when `all`), ranked from 1. */
+export async function fetchLeaderboard(client: TlsweepClient, o: LeaderboardOptions): Promise<{ rows: LeaderboardRow[]; total: number; groups: string }> {
+  const rows: LeaderboardRow[] = [];
+  let pageToken = '';
+  let total = 0;
+  let groups = '';
+  do {
+    const r = await client.query({ sweepId: o.sweep ?? '', backbone: o.backbone ?? '', status: o.status ?? '', sortBy: o.sortBy ?? '', limit: o.top ?? 20, pageToken, groupBy: o.groupBy ?? '' });
+    total = r.total;
+    for (const t of r.rows) rows.push(toRow(t, rows.length + 1));
+    if (o.groupBy && !groups) groups = groupsTable(o.groupBy, r.sortBy, r.groups);
+    pageToken = r.nextPageToken;
+  } while (o.all && pageToken);
+  return { rows, total, groups };
+}
+
+export async function printLeaderboard(client: TlsweepClient, o: LeaderboardOptions, out: (s: string) => void = console.log): Promise<LeaderboardRow[]> {
+  const { rows, total, groups } = await fetchLeaderboard(client, o);
+  if (o.json) {
+    out(JSON.stringify(rows, null, 2));
+    return rows;
+  }
+  out(leaderboardTable(rows));
+  if (rows.length < total) out(`(${rows.length} of ${total} trials; --top N for more)`);
+  if (groups) out('\n' + groups);
+  return rows;
+}

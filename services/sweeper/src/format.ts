@@ -1,0 +1,90 @@
+import type { LeaderboardGroup, Sweep, Trial } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
+
+/** The row shape of `tlsweep leaderboard --json` (stable; scripts depend on it). */
+export interface LeaderboardRow {
+  rank: number;
+  trialId: string;
+  sweepId: string;
+  backbone: string;
+  unfreeze: number;
+  learningRate: number;
+  dropout: number;
+  dataset: string;
+  status: string;
+  valAccuracy: number | null;
+  testAccuracy: number | null;
+  valLoss: number | null;
+  epochs: number;
+  seconds: number;
+  backend: string;
+  pretrained: boolean;
+  worker: string;
+  error: string;
+}
+
+const nn = (x: number) => (Number.isFinite(x) ? x : null);
+
+export function toRow(t: Trial, rank: number): LeaderboardRow {
+  return {
+    rank,
+    trialId: t.trialId,
+    sweepId: t.sweepId,
+    backbone: t.backbone,
+    unfreeze: t.unfreeze,
+    learningRate: t.learningRate,
+    dropout: t.dropout,
+    dataset: t.dataset,
+    status: t.status,
+    valAccuracy: nn(t.valAccuracy),
+    testAccuracy: nn(t.testAccuracy),
+    valLoss: nn(t.valLoss),
+    epochs: t.epochs,
+    seconds: Math.round(t.seconds * 10) / 10,
+    backend: t.backend,
+    pretrained: t.pretrained,
+    worker: t.worker,
+    error: t.error,
+  };
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+
+/** A plain-text table with right-aligned numbers, sized to its content. */
+export function table(headers: string[], rows: string[][], rightAligned: Set<number> = new Set()): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function leaderboardTable(rows: LeaderboardRow[]): string {
+  return table(
+    ['#', 'trial', 'backbone', 'unfreeze', 'lr', 'dropout', 'status', 'val acc', 'test acc', 'epochs', 'seconds', 'backend'],
+    rows.map((r) => [
+      String(r.rank), r.trialId, r.backbone, String(r.unfreeze), String(r.learningRate), String(r.dropout), r.status,
+      pct(r.valAccuracy), pct(r.testAccuracy), String(r.epochs), r.seconds.toFixed(1), r.backend + (r.pretrained ? '' : ' (no pretrained weights)'),
+    ]),
+    new Set([0, 3, 4, 5, 7, 8, 9, 10]),
+  );
+}
+
+export function groupsTable(axis: string, metric: string, groups: LeaderboardGroup[]): string {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '-');
+  return table(
+    [axis, 'count', `best ${metric}`, 'mean', 'std', 'best trial'],
+    groups.map((g) => [g.key, String(g.count), f(g.best), f(g.mean), f(g.std), g.bestTrialId]),
+    new Set([1, 2, 3, 4]),
+  );
+}
+
+export function sweepLine(s: Sweep): string {
+  const c = s.counts!;
+  const done = c.completed + c.failed + c.stopped + c.cancelled;
+  const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId})` : '';
+  return `${s.sweepId}  ${s.name}  ${s.status}  ${done}/${c.total} done (running ${c.running}, queued ${c.queued}, failed ${c.failed})${best}${s.reason ? `  — ${s.reason}` : ''}`;
+}
+
+/** A one-line progress bar: `[#####.....] 5/10`. */
+export function progressBar(done: number, total: number, width = 24): string {
+  const filled = total > 0 ? Math.round((done / total) * width) : 0;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}

@@ -1,0 +1,46 @@
+import { hostname } from 'node:os';
+
+/** Worker settings; the only module of the worker that reads the environment. */
+export interface WorkerConfig {
+  /** TLSWEEP_NATS_URL. @default 'nats://127.0.0.1:4222' */
+  natsUrl: string;
+  /** TLSWEEP_COORDINATOR: host:port of the coordinator's gRPC. @default '127.0.0.1:50051' */
+  coordinator: string;
+  /** TLSWEEP_WORKER_ID. @default '<hostname>-<pid>' */
+  workerId: string;
+  /** TLSWEEP_BACKEND: tensorflow | wasm | cpu; empty = best available (tensorflow → wasm → cpu). @default '' */
+  backend: '' | 'tensorflow' | 'wasm' | 'cpu';
+  /** TLSWEEP_HEARTBEAT_MS: `working()` interval; keep well under the queue's ack wait. @default 10000 */
+  heartbeatMs: number;
+  /** TLSWEEP_REPORT_RETRY_MS: how long a report is retried while the coordinator is unreachable. @default 120000 */
+  reportRetryMs: number;
+  /** TLSWEEP_NAK_DELAY_MS: redelivery delay after a transient failure. @default 5000 */
+  nakDelayMs: number;
+  /** TLSWEEP_MAX_TRIALS: exit after this many trials (0 = never; for batch Jobs). @default 0 */
+  maxTrials: number;
+}
+
+const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const backend = (env.TLSWEEP_BACKEND ?? '') as WorkerConfig['backend'];
+  if (!BACKENDS.includes(backend)) throw new Error(`TLSWEEP_BACKEND: must be one of tensorflow, wasm, cpu (or empty for auto); got ${JSON.stringify(backend)}`);
+  return {
+    natsUrl: env.TLSWEEP_NATS_URL || 'nats://127.0.0.1:4222',
+    coordinator: env.TLSWEEP_COORDINATOR || '127.0.0.1:50051',
+    workerId: env.TLSWEEP_WORKER_ID || `${hostname()}-${process.pid}`,
+    backend,
+    heartbeatMs: intEnv(env, 'TLSWEEP_HEARTBEAT_MS', 10_000, 100),
+    reportRetryMs: intEnv(env, 'TLSWEEP_REPORT_RETRY_MS', 120_000, 0),
+    nakDelayMs: intEnv(env, 'TLSWEEP_NAK_DELAY_MS', 5_000, 0),
+    maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
+  };
+}
+
+function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer >= ${min}; got ${JSON.stringify(raw)}`);
+  return n;
+}

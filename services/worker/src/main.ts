@@ -1,0 +1,36 @@
+/** Worker process entry point: `tsx services/worker/src/main.ts`. */
+import { connect } from '@nats-io/transport-node';
+import { createLogger } from '../../coordinator/src/index.js';
+import { loadConfig } from './config.js';
+import { selectBackend } from './engine/backend.js';
+import { Reporter } from './runner/reporter.js';
+import { TrialConsumer } from './runner/trial-consumer.js';
+
+const boot = createLogger('worker');
+try {
+  const cfg = loadConfig();
+  const log = boot.child({ worker: cfg.workerId });
+  const backend = await selectBackend(cfg.backend || undefined);
+  log.info('worker.backend', { backend: backend.name, tried: backend.tried });
+  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}` });
+  const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs });
+  const consumer = new TrialConsumer({
+    nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
+    heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
+  });
+  log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator });
+  const shutdown = (signal: string) => {
+    log.info('worker.draining', { signal });
+    void consumer.drain();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await consumer.run();
+  reporter.close();
+  await nc.drain().catch(() => nc.close());
+  log.info('worker.exit', {});
+  process.exit(0);
+} catch (err) {
+  boot.error('worker.failed', { error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+}

@@ -1,0 +1,50 @@
+import type { TrialConfig } from '../../../coordinator/src/index.js';
+import { disposeDataset, loadDatasetCached } from '../data/load-dataset.js';
+import { backboneInputSize } from '../engine/backbones/registry.js';
+import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
+import { TrialError } from '../errors.js';
+
+export interface RunTrialHooks {
+  onEpoch(r: EpochReport): Promise<Decision>;
+  onPhase?(phase: string): void;
+}
+
+/**
+ * Runs one trial end to end on this worker: resolve the backbone's input
+ * size, load the dataset at that size (decoded images are cached per
+ * process), train, dispose. Configuration errors are unrecoverable.
+ */
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks): Promise<TrialOutcome> {
+  let size: [number, number];
+  try {
+    size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
+  } catch (err) {
+    throw new TrialError('INVALID_TRIAL', (err as Error).message, { retryable: false, cause: err });
+  }
+  hooks.onPhase?.('dataset');
+  const data = await loadDatasetCached(config.dataset, {
+    imageSize: size,
+    split: { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed },
+  });
+  try {
+    return await trainTrial(
+      {
+        backbone: config.backbone,
+        imageSize: size[0],
+        unfreeze: config.unfreeze,
+        learningRate: config.learningRate,
+        dropout: config.dropout,
+        headUnits: config.headUnits,
+        headEpochs: config.headEpochs,
+        fineTuneEpochs: config.fineTuneEpochs,
+        fineTuneLrFactor: config.fineTuneLrFactor,
+        batchSize: config.batchSize,
+        seed: config.seed,
+      },
+      data,
+      { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
+    );
+  } finally {
+    disposeDataset(data);
+  }
+}

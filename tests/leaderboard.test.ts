@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, queryLeaderboard, type TrialRecord } from '../services/coordinator/src/index.js';
+import { newTrialRecord } from '../services/coordinator/src/records.js';
+
+function trial(i: number, o: { sweep?: string; backbone?: string; lr?: number; val?: number | null; test?: number | null; status?: TrialRecord['status']; seconds?: number }): TrialRecord {
+  const t = newTrialRecord({
+    trialId: `t${i}`, sweepId: o.sweep ?? 's1', index: i, backbone: o.backbone ?? 'mobilenet_v2', unfreeze: 0,
+    learningRate: o.lr ?? 0.001, dropout: 0.2, dataset: { kind: 'synthetic' }, datasetLabel: 'synthetic:3x40', imageSize: null,
+    headUnits: 8, headEpochs: 1, fineTuneEpochs: 0, fineTuneLrFactor: 0.1, batchSize: 8, seed: 0, split: { valFraction: 0.15, testFraction: 0.15 },
+  }, 0);
+  t.valAccuracy = o.val === undefined ? null : o.val;
+  t.testAccuracy = o.test === undefined ? null : o.test;
+  t.status = o.status ?? (t.valAccuracy === null ? 'pending' : 'completed');
+  t.seconds = o.seconds ?? 0;
+  return t;
+}
+
+const trials = [
+  trial(0, { val: 0.7, test: 0.68, lr: 0.001, seconds: 10 }),
+  trial(1, { val: 0.9, test: 0.85, lr: 0.01, seconds: 30 }),
+  trial(2, { val: null }),
+  trial(3, { val: 0.8, test: 0.8, lr: 0.01, backbone: 'tiny_cnn', seconds: 5 }),
+  trial(4, { val: 0.6, sweep: 's2' }),
+  trial(5, { val: null, status: 'failed' }),
+];
+
+describe('leaderboard query', () => {
+  it('sorts by validation accuracy, best first, trials without a metric last', () => {
+    const r = queryLeaderboard(trials, {});
+    expect(r.rows.map((t) => t.config.trialId)).toEqual(['t1', 't3', 't0', 't4', 't2', 't5']);
+    expect(r.total).toBe(6);
+  });
+
+  it('sorts ascending by seconds and descending when asked', () => {
+    expect(queryLeaderboard(trials, { sortBy: 'seconds', sweepId: 's1' }).rows.map((t) => t.config.trialId).slice(0, 3)).toEqual(['t3', 't0', 't1']);
+    expect(queryLeaderboard(trials, { sortBy: 'test_accuracy', order: 'asc' }).rows[0].config.trialId).toBe('t0');
+  });
+
+  it('filters by sweep, backbone and status', () => {
+    expect(queryLeaderboard(trials, { sweepId: 's2' }).rows.map((t) => t.config.trialId)).toEqual(['t4']);
+    expect(queryLeaderboard(trials, { backbone: 'tiny_cnn' }).rows.map((t) => t.config.trialId)).toEqual(['t3']);
+    expect(queryLeaderboard(trials, { status: 'failed' }).rows.map((t) => t.config.trialId)).toEqual(['t5']);
+  });
+
+  it('pages with a token until the end', () => {
+    const p1 = queryLeaderboard(trials, { limit: 4 });
+    expect(p1.rows).toHaveLength(4);
+    const p2 = queryLeaderboard(trials, { limit: 4, pageToken: p1.nextPageToken });
+    expect(p2.rows.map((t) => t.config.trialId)).toEqual(['t2', 't5']);
+    expect(p2.nextPageToken).toBe('');
+  });
+
+  it('groups by an axis with count, best, mean and std of the metric', () => {
+    const r = queryLeaderboard(trials, { sweepId: 's1', groupBy: 'learning_rate' });
+    const g = Object.fromEntries(r.groups.map((x) => [x.key, x]));
+    expect(g['0.01']).toMatchObject({ count: 2, withMetric: 2, best: 0.9, bestTrialId: 't1' });
+    expect(g['0.01'].mean).toBeCloseTo(0.85, 10);
+    expect(g['0.01'].std).toBeCloseTo(0.05, 10);
+    expect(g['0.001']).toMatchObject({ count: 3, withMetric: 1, best: 0.7, std: 0 });
+    expect(r.groups[0].key).toBe('0.01');
+  });
+
+  it('rejects unknown sort metrics, statuses and axes, naming the field', () => {
+    for (const [q, field] of [[{ sortBy: 'f1' }, 'sort_by'], [{ status: 'done' }, 'status'], [{ groupBy: 'colour' }, 'group_by'], [{ limit: 5000 }, 'limit'], [{ pageToken: 'x' }, 'page_token']] as const) {
+      try {
+        queryLeaderboard(trials, q);
+        throw new Error('accepted');
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidArgumentError);
+        expect((err as InvalidArgumentError).field).toBe(field);
+      }
+    }
+  });
+});

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, parseSweepSpec, SPEC_DEFAULTS } from '../services/coordinator/src/index.js';
+
+const good = `
+name: ok
+dataset: { kind: fashion-mnist, perClass: 10 }
+backbones: [mobilenet_v2]
+unfreeze: [0, 11]
+learningRates: [0.001, 0.0001]
+dropouts: [0.2, 0.5]
+`;
+
+function violation(text: string): InvalidArgumentError {
+  try {
+    parseSweepSpec(text);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    return err as InvalidArgumentError;
+  }
+  throw new Error('spec was accepted');
+}
+
+describe('sweep spec validation', () => {
+  it('accepts a YAML spec and fills in the documented defaults', () => {
+    const s = parseSweepSpec(good);
+    expect(s).toMatchObject({
+      name: 'ok',
+      datasets: [{ kind: 'fashion-mnist', perClass: 10 }],
+      unfreeze: [0, 11],
+      headEpochs: SPEC_DEFAULTS.headEpochs,
+      fineTuneEpochs: SPEC_DEFAULTS.fineTuneEpochs,
+      fineTuneLrFactor: 0.1,
+      batchSize: 32,
+      search: 'grid',
+      maxParallel: 4,
+      imageSize: null,
+      split: { valFraction: 0.15, testFraction: 0.15 },
+    });
+  });
+
+  it('accepts the same spec as JSON, and a list of datasets', () => {
+    const s = parseSweepSpec(JSON.stringify({
+      name: 'json', dataset: [{ kind: 'synthetic' }, { kind: 'folder', path: '/data/x' }],
+      backbones: ['tiny_cnn'], unfreeze: [0], learningRates: [0.01], dropouts: [0], search: 'random', maxTrials: 1,
+    }));
+    expect(s.datasets).toHaveLength(2);
+    expect(s.maxTrials).toBe(1);
+  });
+
+  it.each([
+    ['learningRates: [0.001, -1]', 'learningRates[1]', 'a number in (0, 10]'],
+    ['dropouts: [1.5]', 'dropouts[0]', 'a number in [0, 1)'],
+    ['unfreeze: [2.5]', 'unfreeze[0]', 'an integer'],
+    ['batchSize: 0', 'batchSize', 'an integer in 1..4096'],
+    ['search: bayes', 'search', 'grid, random'],
+    ['search: random', 'maxTrials', 'required when search is random'],
+    ['backbones: []', 'backbones', 'non-empty list'],
+    ['backbones: [MobileNet!]', 'backbones[0]', 'backbone name'],
+    ['colour: blue', 'colour', 'unknown field'],
+    ['imageSize: 8', 'imageSize', '16..1024'],
+    ['split: { valFraction: 0.7 }', 'split.valFraction', '(0, 0.5)'],
+  ])('rejects %s naming %s', (line, field, allowed) => {
+    const key = line.split(':')[0];
+    const text = good.split('\n').filter((l) => !l.startsWith(`${key}:`)).join('\n') + `\n${line}\n`;
+    const err = violation(text);
+    expect(err.violations.map((v) => v.field)).toContain(field);
+    expect(err.message).toContain(field);
+    expect(err.message).toContain(allowed);
+  });
+
+  it('names dataset fields', () => {
+    expect(violation(good.replace('{ kind: fashion-mnist, perClass: 10 }', '{ kind: imagenet }')).field).toBe('dataset.kind');
+    expect(violation(good.replace('{ kind: fashion-mnist, perClass: 10 }', '{ kind: folder }')).field).toBe('dataset.path');
+    expect(violation(good.replace('perClass: 10', 'perClass: 7000')).field).toBe('dataset.perClass');
+  });
+
+  it('rejects what is not a mapping, and broken YAML', () => {
+    expect(violation('- a\n- b').field).toBe('spec');
+    expect(violation('name: [unclosed').field).toBe('spec');
+  });
+
+  it('lists every violation at once', () => {
+    const err = violation('name: x\ndataset: { kind: synthetic }\nbackbones: [tiny_cnn]\nunfreeze: [-1]\nlearningRates: [0]\ndropouts: [0.1]');
+    expect(err.violations.map((v) => v.field).sort()).toEqual(['learningRates[0]', 'unfreeze[0]']);
+  });
+});
