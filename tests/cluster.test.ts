@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCoordinator, type RunningCoordinator } from '../services/coordinator/src/index.js';
+import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
+import { spawnService, WORKER_MAIN, type ManagedProcess } from '../services/sweeper/src/local-cluster.js';
+import { TlsweepClient } from '../services/sweeper/src/client.js';
+import type { LeaderboardRow } from '../services/sweeper/src/format.js';
+import { waitFor } from './helpers/wait-for.js';
+
+/**
+ * The whole system on real parts: a private nats-server with JetStream, the
+ * coordinator on port 0, two worker processes training a tiny backbone on
+ * synthetic images. The second dataset does not exist on the workers: its
+ * trials must fail with a clear reason while the rest of the sweep finishes.
+ */
+const SPEC = `
+name: cluster-test
+dataset:
+  - { kind: synthetic, classes: 3, perClass: 30, seed: 1 }
+  - { kind: folder, path: /nonexistent/tlsweep-images }
+backbones: [tiny_cnn]
+unfreeze: [0, 6]
+learningRates: [0.01, 0.003]
+dropouts: [0.2]
+headEpochs: 3
+fineTuneEpochs: 2
+batchSize: 16
+headUnits: 16
+seed: 5
+maxParallel: 3
+`;
+
+describe('local cluster end to end', () => {
+  let nats: RunningNatsServer;
+  let coord: RunningCoordinator;
+  let client: TlsweepClient;
+  let logDir: string;
+  const workers: ManagedProcess[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
+    logDir = mkdtempSync(join(tmpdir(), 'tlsweep-cluster-test-'));
+    const env = { TLSWEEP_NATS_URL: nats.url, TLSWEEP_COORDINATOR: `127.0.0.1:${coord.port}`, TLSWEEP_NAK_DELAY_MS: '200' };
+    for (const name of ['w1', 'w2']) {
+      const { proc } = await spawnService(name, WORKER_MAIN, { ...env, TLSWEEP_WORKER_ID: name }, createWriteStream(join(logDir, `${name}.log`)), 'worker.ready');
+      workers.push(proc);
+    }
+    client = new TlsweepClient(`127.0.0.1:${coord.port}`);
+    await client.ready();
+  });
+
+  afterAll(async () => {
+    client?.close();
+    for (const w of workers) w.child.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.exited));
+    await coord?.stop();
+    await nats?.stop();
+    rmSync(logDir, { recursive: true, force: true });
+  });
+
+  it('runs a sweep to the end and the leaderboard is right', async () => {
+    const sweep = await client.submit(SPEC);
+    expect(sweep.counts!.total).toBe(8);
+    const events: string[] = [];
+    for await (const e of client.watch(sweep.sweepId)) events.push(e.type);
+    expect(events).toContain('epoch');
+    expect(events.at(-1)).toBe('sweep_finished');
+
+    const final = await client.get(sweep.sweepId);
+    const errors = (await client.query({ sweepId: sweep.sweepId, status: 'failed' })).rows.map((t) => `${t.trialId}: ${t.error}`).join('\n');
+    expect(final.status).toBe('completed');
+    expect(final.counts, errors).toMatchObject({ total: 8, completed: 4, failed: 4 });
+    expect(final.reason).toBe('4 of 8 trials failed');
+
+    const lb = await client.query({ sweepId: sweep.sweepId, limit: 100 });
+    expect(lb.total).toBe(8);
+    const done = lb.rows.filter((t) => t.status === 'completed');
+    const failed = lb.rows.filter((t) => t.status === 'failed');
+    // Completed trials first, by validation accuracy, best first.
+    expect(lb.rows.slice(0, 4).map((t) => t.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
+    for (let i = 1; i < 4; i++) expect(done[i - 1].valAccuracy).toBeGreaterThanOrEqual(done[i].valAccuracy);
+    for (const t of done) {
+      expect(t.dataset).toBe('synthetic:3x30');
+      expect(t.epochs).toBe(t.unfreeze > 0 ? 5 : 3);
+      expect(t.history.map((h) => h.phase)).toEqual(t.unfreeze > 0 ? ['head', 'head', 'head', 'finetune', 'finetune'] : ['head', 'head', 'head']);
+      expect(t.testAccuracy).toBeGreaterThanOrEqual(0);
+      expect(t.testAccuracy).toBeLessThanOrEqual(1);
+      expect(['w1', 'w2']).toContain(t.worker);
+      expect(t.backend).toMatch(/^(tensorflow|wasm|cpu)$/);
+      expect(t.pretrained).toBe(false);
+    }
+    // The synthetic task is learnable: the best trial beats chance (1/3) clearly.
+    expect(done[0].valAccuracy).toBeGreaterThan(0.6);
+    for (const t of failed) {
+      expect(t.dataset).toBe('folder:/nonexistent/tlsweep-images');
+      expect(t.error).toMatch(/DATASET/);
+      expect(t.error).toContain('/nonexistent/tlsweep-images');
+      // Unrecoverable: terminated on the first delivery, not retried.
+      expect(t.attempt).toBe(1);
+    }
+    // Group-by: count, best, mean and std per unfreeze depth.
+    const grouped = await client.query({ sweepId: sweep.sweepId, groupBy: 'unfreeze', status: 'completed' });
+    expect(grouped.groups.map((g) => g.key).sort()).toEqual(['0', '6']);
+    for (const g of grouped.groups) expect(g.count).toBe(2);
+
+    // The CLI prints the same leaderboard as JSON rows.
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', 'services/sweeper/src/main.ts', 'leaderboard', '--sweep', sweep.sweepId, '--json', '--coordinator', `127.0.0.1:${coord.port}`], { encoding: 'utf8' });
+    expect(cli.status, cli.stderr).toBe(0);
+    const rows = JSON.parse(cli.stdout) as LeaderboardRow[];
+    expect(rows).toHaveLength(8);
+    for (const k of ['trialId', 'sweepId', 'backbone', 'unfreeze', 'learningRate', 'dropout', 'status', 'valAccuracy', 'testAccuracy', 'epochs', 'seconds']) expect(rows[0]).toHaveProperty(k);
+    expect(rows[0].trialId).toBe(lb.rows[0].trialId);
+  });
+
+  it('a restarted coordinator rebuilds the finished sweep from JetStream', async () => {
+    const before = await client.list();
+    await coord.stop();
+    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
+    client.close();
+    client = new TlsweepClient(`127.0.0.1:${coord.port}`);
+    await client.ready();
+    const after = await waitFor(async () => {
+      const l = await client.list();
+      return l.length === before.length ? l : null;
+    }, 5000, 'sweeps rebuilt');
+    expect(after.map((s) => [s.sweepId, s.status, s.counts])).toEqual(before.map((s) => [s.sweepId, s.status, s.counts]));
+  });
+});
