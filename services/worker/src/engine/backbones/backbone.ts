@@ -1,0 +1,31 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** A feature extractor without a classification head. */
+export interface Backbone {
+  /** Registry name: 'mobilenet_v2' | 'tiny_cnn'. */
+  name: string;
+  /**
+   * Input [null, H, W, 3] → last feature map. Fresh weights on every load:
+   * callers freeze, train and dispose it.
+   */
+  model: tf.LayersModel;
+  /** [H, W] the model was built for. */
+  inputSize: [number, number];
+  /**
+   * Maps images with pixels in [0, 1] to what the weights expect. May return
+   * its input unchanged; call it inside `tf.tidy`.
+   */
+  preprocess(x01: tf.Tensor4D): tf.Tensor4D;
+  /** True when the weights were learnt on some other task. */
+  pretrained: boolean;
+  /** Where the weights came from, for the leaderboard. */
+  weightsSource: string;
+}
+
+/** Options for {@link loadBackbone}. */
+export interface BackboneOptions {
+  /** Square input size in pixels. @default the backbone's own default (96 for mobilenet_v2, 32 for tiny_cnn) */
+  imageSize?: number;
+  /** Seed for randomly initialised weights (tiny_cnn). @default 0 */
+  seed?: number;
+}

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** How to push images through a (frozen) model once. */
+export interface PredictOptions {
+  batchSize: number;
+  /** Resize images to this [H, W] first when they differ. */
+  inputSize?: [number, number];
+  /** Applied to each batch before the model (e.g. Backbone.preprocess). */
+  preprocess?: (x: tf.Tensor4D) => tf.Tensor4D;
+  /** Global-average-pool a [n, H, W, C] output to [n, C]. @default false */
+  pool?: boolean;
+}
+
+/**
+ * Runs `model` in inference mode over `x` in batches and concatenates the
+ * outputs: frozen layers are computed once per trial instead of once per
+ * epoch. Pooling per batch keeps only [n, C] alive for pooled features.
+ * The caller owns the result; `x` is left alone.
+ */
+export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: PredictOptions): tf.Tensor {
+  const n = x.shape[0];
+  const parts: tf.Tensor[] = [];
+  try {
+    for (let start = 0; start < n; start += opts.batchSize) {
+      const size = Math.min(opts.batchSize, n - start);
+      parts.push(
+        tf.tidy(() => {
+          let batch: tf.Tensor4D = x.slice([start, 0, 0, 0], [size, -1, -1, -1]);
+          const target = opts.inputSize;
+          if (target && (batch.shape[1] !== target[0] || batch.shape[2] !== target[1])) {
+            batch = tf.image.resizeBilinear(batch, target);
+          }
+          if (opts.preprocess) batch = opts.preprocess(batch);
+          const out = model.predict(batch, { batchSize: size }) as tf.Tensor;
+          return opts.pool ? tf.mean(out, [1, 2]) : out;
+        }),
+      );
+    }
+    return parts.length === 1 ? parts[0].clone() : tf.concat(parts, 0);
+  } finally {
+    tf.dispose(parts);
+  }
+}

@@ -1,0 +1,104 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A Fisher–Yates permutation of 0..n-1 drawn from `random`. */
+export function permutation(n: number, random: () => number): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+/** Metrics of one finished epoch, as tfjs logs them. */
+export interface EpochMetrics {
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  seconds: number;
+}
+
+export interface FitEpochsOptions {
+  epochs: number;
+  batchSize: number;
+  /** Draws the shuffle order of every epoch. */
+  random: () => number;
+  validation: [tf.Tensor, tf.Tensor];
+  /** Called after each epoch; returning 'STOP' ends training. */
+  onEpoch(epoch: number, metrics: EpochMetrics): Promise<'CONTINUE' | 'STOP'> | 'CONTINUE' | 'STOP';
+}
+
+function metric(logs: tf.Logs | undefined, key: string): number {
+  const value = logs?.[key];
+  return typeof value === 'number' ? value : Number.NaN;
+}
+
+/**
+ * Trains a compiled model for up to `epochs` epochs with a seeded shuffle.
+ * One `fit` call per epoch on a freshly permuted copy of the data: tfjs shuffles
+ * with Math.random, which cannot be seeded, and fit keeps per-batch losses on
+ * the device until the epoch ends (trainOnBatch would read each back).
+ *
+ * @returns the number of epochs run and whether `onEpoch` asked to stop.
+ */
+export async function fitEpochs(
+  model: tf.LayersModel,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  opts: FitEpochsOptions,
+): Promise<{ epochs: number; stopped: boolean }> {
+  let stopped = false;
+  let epochs = 0;
+  for (let epoch = 0; epoch < opts.epochs && !stopped; epoch++) {
+    const started = performance.now();
+    const order = tf.tensor1d(permutation(x.shape[0], opts.random), 'int32');
+    const xs = tf.gather(x, order);
+    const ys = tf.gather(y, order);
+    order.dispose();
+    try {
+      await model.fit(xs, ys, {
+        epochs: 1,
+        batchSize: opts.batchSize,
+        shuffle: false,
+        validationData: opts.validation,
+        verbose: 0,
+        yieldEvery: 'never',
+        callbacks: {
+          onEpochEnd: async (_epoch, logs) => {
+            epochs += 1;
+            const decision = await opts.onEpoch(epochs, {
+              loss: metric(logs, 'loss'),
+              accuracy: metric(logs, 'acc'),
+              valLoss: metric(logs, 'val_loss'),
+              valAccuracy: metric(logs, 'val_acc'),
+              seconds: (performance.now() - started) / 1000,
+            });
+            if (decision === 'STOP') {
+              stopped = true;
+              model.stopTraining = true;
+            }
+          },
+        },
+      });
+    } finally {
+      tf.dispose([xs, ys]);
+    }
+  }
+  return { epochs, stopped };
+}

@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Shape and regularisation of the classification head. */
+export interface HeadOptions {
+  /** Units of the hidden Dense(relu) layer. */
+  units: number;
+  /** Number of classes (units of the softmax layer). */
+  classes: number;
+  /** Dropout rate between the two Dense layers, in [0, 1). */
+  dropout: number;
+  /** Seeds the initializers and the dropout masks. */
+  seed: number;
+}
+
+/**
+ * GlobalAveragePooling2D → Dense(units, relu) → Dropout(rate) → Dense(classes, softmax).
+ * The same layer objects can be applied to several inputs, so weights learnt
+ * on pooled features carry over to a model that pools a feature map.
+ */
+export interface Head {
+  pool: tf.layers.Layer;
+  hidden: tf.layers.Layer;
+  dropout: tf.layers.Layer;
+  output: tf.layers.Layer;
+  /** Dense → Dropout → Dense on already pooled features [null, C]. */
+  applyToPooled(pooled: tf.SymbolicTensor): tf.SymbolicTensor;
+  /** The whole head on a feature map [null, H, W, C]. */
+  apply(featureMap: tf.SymbolicTensor): tf.SymbolicTensor;
+}
+
+export function validateHeadOptions(opts: HeadOptions): void {
+  if (!Number.isInteger(opts.units) || opts.units < 1) throw new RangeError(`headUnits must be a positive integer; got ${opts.units}`);
+  if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new RangeError(`classes must be an integer >= 2; got ${opts.classes}`);
+  if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new RangeError(`dropout must be in [0, 1); got ${opts.dropout}`);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new RangeError(`seed must be a non-negative integer; got ${opts.seed}`);
+}
+
+/**
+ * tfjs' Dropout passes one fixed `seed` to every call, which would repeat the
+ * same mask each batch; without a seed it draws from Math.random. Advance the
+ * seed on every call instead: different masks, reproducible runs.
+ */
+function seedDropoutPerCall(layer: tf.layers.Layer, seed: number): void {
+  const target = layer as unknown as { seed?: number; call: (inputs: unknown, kwargs: unknown) => unknown };
+  const original = target.call.bind(layer);
+  let calls = 0;
+  target.call = (inputs, kwargs) => {
+    calls += 1;
+    // Seeds must be non-zero: tfjs treats 0 as "unseeded".
+    target.seed = seed * 1_000_003 + calls;
+    return original(inputs, kwargs);
+  };
+}
+
+/** Builds a head with seeded initializers; its layers are built on first use. */
+export function createHead(opts: HeadOptions): Head {
+  validateHeadOptions(opts);
+  const base = opts.seed * 7919;
+  const pool = tf.layers.globalAveragePooling2d({ name: 'head_pool' });
+  const hidden = tf.layers.dense({
+    name: 'head_dense',
+    units: opts.units,
+    activation: 'relu',
+    kernelInitializer: tf.initializers.heNormal({ seed: base + 1 }),
+  });
+  const dropout = tf.layers.dropout({ name: 'head_dropout', rate: opts.dropout });
+  seedDropoutPerCall(dropout, base + 2);
+  const output = tf.layers.dense({
+    name: 'head_output',
+    units: opts.classes,
+    activation: 'softmax',
+    kernelInitializer: tf.initializers.glorotUniform({ seed: base + 3 }),
+  });
+  const applyToPooled = (pooled: tf.SymbolicTensor): tf.SymbolicTensor =>
+    output.apply(dropout.apply(hidden.apply(pooled))) as tf.SymbolicTensor;
+  return {
+    pool,
+    hidden,
+    dropout,
+    output,
+    applyToPooled,
+    apply: (featureMap) => applyToPooled(pool.apply(featureMap) as tf.SymbolicTensor),
+  };
+}

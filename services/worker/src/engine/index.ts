@@ -1,0 +1,16 @@
+export { selectBackend, registeredWasmGradientKernels, BACKEND_ORDER } from './backend.js';
+export type { BackendName, BackendSelection } from './backend.js';
+export { loadBackbone, backboneInputSize, KNOWN_BACKBONES } from './backbones/registry.js';
+export type { Backbone, BackboneOptions } from './backbones/backbone.js';
+export { cleanCutIndices, cutForUnfreeze } from './clean-cuts.js';
+export { enforceBatchNormSemantics } from './batchnorm.js';
+export type { BatchNormOptions } from './batchnorm.js';
+export { createHead } from './head.js';
+export type { Head, HeadOptions } from './head.js';
+export { applyLayersAfterCut, buildTailModel, buildPrefixModel, releaseLayers } from './tail-model.js';
+export { predictInBatches } from './feature-cache.js';
+export type { PredictOptions } from './feature-cache.js';
+export { registerFastCpuGradientKernels } from './cpu-kernels.js';
+export { trainTrial } from './train-trial.js';
+export type { TrialHyperparams, EpochReport, Decision, TrainHooks, TrialOutcome, TrialPhase } from './train-trial.js';
+export { EngineConfigError, BackendUnavailableError } from './errors.js';
