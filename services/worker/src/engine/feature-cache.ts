@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
-/** How to push images through a (frozen) model once. */
-export interface PredictOptions {
+/** How to push images through a frozen model (or part of one) once. */
+export interface BatchOptions {
   batchSize: number;
   /** Resize images to this [H, W] first when they differ. */
   inputSize?: [number, number];
@@ -12,12 +12,12 @@ export interface PredictOptions {
 }
 
 /**
- * Runs `model` in inference mode over `x` in batches and concatenates the
- * outputs: frozen layers are computed once per trial instead of once per
- * epoch. Pooling per batch keeps only [n, C] alive for pooled features.
- * The caller owns the result; `x` is left alone.
+ * Runs `f` over `x` in batches and concatenates the outputs: frozen layers
+ * are computed once per trial instead of once per epoch. Pooling per batch
+ * keeps only [n, C] alive for pooled features. The caller owns the result;
+ * `x` is left alone.
  */
-export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: PredictOptions): tf.Tensor {
+export function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch: tf.Tensor4D) => tf.Tensor): tf.Tensor {
   const n = x.shape[0];
   const parts: tf.Tensor[] = [];
   try {
@@ -31,7 +31,7 @@ export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: Pr
             batch = tf.image.resizeBilinear(batch, target);
           }
           if (opts.preprocess) batch = opts.preprocess(batch);
-          const out = model.predict(batch, { batchSize: size }) as tf.Tensor;
+          const out = f(batch);
           return opts.pool ? tf.mean(out, [1, 2]) : out;
         }),
       );
@@ -40,4 +40,9 @@ export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: Pr
   } finally {
     tf.dispose(parts);
   }
+}
+
+/** {@link mapInBatches} with `model.predict` (inference mode). */
+export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: BatchOptions): tf.Tensor {
+  return mapInBatches(x, opts, (batch) => model.predict(batch, { batchSize: batch.shape[0] }) as tf.Tensor);
 }

@@ -25,6 +25,17 @@ export function permutation(n: number, random: () => number): Int32Array {
   return p;
 }
 
+/** Rows of `t` (whose values are `values`) in `order`, as a new tensor. */
+function permuteRows(values: tf.TypedArray | string[], t: tf.Tensor, order: Int32Array): tf.Tensor {
+  if (!(values instanceof Float32Array || values instanceof Int32Array)) {
+    throw new TypeError(`cannot shuffle a ${t.dtype} tensor`);
+  }
+  const rowSize = t.size / t.shape[0];
+  const out = new (values.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(values.length);
+  order.forEach((row, i) => out.set(values.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize));
+  return tf.tensor(out, t.shape, t.dtype);
+}
+
 /** Metrics of one finished epoch, as tfjs logs them. */
 export interface EpochMetrics {
   loss: number;
@@ -52,8 +63,9 @@ function metric(logs: tf.Logs | undefined, key: string): number {
 /**
  * Trains a compiled model for up to `epochs` epochs with a seeded shuffle.
  * One `fit` call per epoch on a freshly permuted copy of the data: tfjs shuffles
- * with Math.random, which cannot be seeded, and fit keeps per-batch losses on
- * the device until the epoch ends (trainOnBatch would read each back).
+ * with Math.random, which cannot be seeded. (Measured on 700 pooled
+ * MobileNetV2 features, wasm: one fit per epoch ≈ a trainOnBatch loop ≈ one
+ * multi-epoch fit, within 15%; the time is in the Dense layers' matMuls.)
  *
  * @returns the number of epochs run and whether `onEpoch` asked to stop.
  */
@@ -65,12 +77,14 @@ export async function fitEpochs(
 ): Promise<{ epochs: number; stopped: boolean }> {
   let stopped = false;
   let epochs = 0;
+  // Read once: permuting rows in JS is a memcpy per row, while tf.gather on
+  // wasm moved only ~40 MB/s (100 ms an epoch for 700 pooled MobileNetV2 features).
+  const [xData, yData] = await Promise.all([x.data(), y.data()]);
   for (let epoch = 0; epoch < opts.epochs && !stopped; epoch++) {
     const started = performance.now();
-    const order = tf.tensor1d(permutation(x.shape[0], opts.random), 'int32');
-    const xs = tf.gather(x, order);
-    const ys = tf.gather(y, order);
-    order.dispose();
+    const order = permutation(x.shape[0], opts.random);
+    const xs = permuteRows(xData, x, order);
+    const ys = permuteRows(yData, y, order);
     try {
       await model.fit(xs, ys, {
         epochs: 1,

@@ -4,10 +4,11 @@ import { loadBackbone } from './backbones/registry.js';
 import { enforceBatchNormSemantics } from './batchnorm.js';
 import { cutForUnfreeze } from './clean-cuts.js';
 import { EngineConfigError } from './errors.js';
-import { predictInBatches } from './feature-cache.js';
+import { mapInBatches, predictInBatches } from './feature-cache.js';
+import { foldedInference } from './folded-inference.js';
 import { fitEpochs, mulberry32 } from './fit-epochs.js';
 import { createHead, type Head } from './head.js';
-import { applyLayersAfterCut, buildPrefixModel, cutInput, releaseLayers } from './tail-model.js';
+import { applyLayersAfterCut, cutInput, releaseLayers } from './tail-model.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
@@ -184,7 +185,9 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  * backbone (computed once, in inference mode); phase 2 fine-tunes the top
  * `unfreeze` backbone layers with the head, on activations cached at the
  * deepest clean cut below them. The cache-then-tail split is exact because
- * the frozen prefix runs in inference mode and there is no augmentation.
+ * the frozen prefix runs in inference mode and there is no augmentation; the
+ * cache is computed with BatchNorm folded into the convolutions
+ * (folded-inference.ts), which changes it only by float rounding.
  *
  * `data` stays owned by the caller; every tensor the trial creates is freed.
  */
@@ -222,17 +225,29 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     let tailOutput: tf.SymbolicTensor | null = null;
     let pooled: Splits<tf.Tensor>;
     if (fineTune) {
-      const prefix = buildPrefixModel(backbone.model, cut);
-      const acts = mapSplits((s) => res.keep(predictInBatches(prefix, data[s].x, predictOpts)));
+      const prefix = foldedInference(backbone.model, cut);
+      let acts: Splits<tf.Tensor>;
+      try {
+        acts = mapSplits((s) => res.keep(mapInBatches(data[s].x, predictOpts, prefix.run)));
+      } finally {
+        prefix.dispose();
+      }
       cutActivations = acts;
       tailInput = cutInput(backbone.model, cut);
       tailOutput = applyLayersAfterCut(backbone.model, cut, tailInput);
       // Shares the tail's layer applications with the fine-tune model below;
       // releaseLayers frees them however many models use them.
       const tailFeatures = tf.model({ inputs: tailInput, outputs: tailOutput });
-      pooled = mapSplits((s) => res.keep(predictInBatches(tailFeatures, acts[s] as tf.Tensor4D, { batchSize: hp.batchSize, pool: true })));
+      pooled = mapSplits((s) =>
+        res.keep(predictInBatches(tailFeatures, acts[s] as tf.Tensor4D, { batchSize: hp.batchSize, pool: true })),
+      );
     } else {
-      pooled = mapSplits((s) => res.keep(predictInBatches(backbone.model, data[s].x, { ...predictOpts, pool: true })));
+      const whole = foldedInference(backbone.model, layerCount - 1);
+      try {
+        pooled = mapSplits((s) => res.keep(mapInBatches(data[s].x, { ...predictOpts, pool: true }, whole.run)));
+      } finally {
+        whole.dispose();
+      }
     }
 
     // Phase 1: the head alone, on pooled features.
