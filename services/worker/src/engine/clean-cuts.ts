@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { EngineConfigError } from './errors.js';
 
 type Layer = tf.layers.Layer;
 
@@ -55,7 +56,7 @@ export function cleanCutIndices(model: tf.LayersModel): number[] {
 export function cutForUnfreeze(model: tf.LayersModel, unfreeze: number): number {
   const count = model.layers.length;
   if (!Number.isInteger(unfreeze) || unfreeze < 0 || unfreeze >= count) {
-    throw new RangeError(`unfreeze must be an integer in [0, ${count - 1}] for '${model.name}'; got ${unfreeze}`);
+    throw new EngineConfigError(`unfreeze must be an integer in [0, ${count - 1}] for '${model.name}'; got ${unfreeze}`);
   }
   if (unfreeze === 0) return count - 1;
   const firstTrainable = count - unfreeze;

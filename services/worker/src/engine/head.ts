@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { EngineConfigError } from './errors.js';
 
 /** Shape and regularisation of the classification head. */
 export interface HeadOptions {
@@ -29,10 +30,10 @@ export interface Head {
 }
 
 export function validateHeadOptions(opts: HeadOptions): void {
-  if (!Number.isInteger(opts.units) || opts.units < 1) throw new RangeError(`headUnits must be a positive integer; got ${opts.units}`);
-  if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new RangeError(`classes must be an integer >= 2; got ${opts.classes}`);
-  if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new RangeError(`dropout must be in [0, 1); got ${opts.dropout}`);
-  if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new RangeError(`seed must be a non-negative integer; got ${opts.seed}`);
+  if (!Number.isInteger(opts.units) || opts.units < 1) throw new EngineConfigError(`headUnits must be a positive integer; got ${opts.units}`);
+  if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new EngineConfigError(`classes must be an integer >= 2; got ${opts.classes}`);
+  if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new EngineConfigError(`dropout must be in [0, 1); got ${opts.dropout}`);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new EngineConfigError(`seed must be a non-negative integer; got ${opts.seed}`);
 }
 
 /**

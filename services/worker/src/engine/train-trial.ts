@@ -4,11 +4,10 @@ import { loadBackbone } from './backbones/registry.js';
 import { enforceBatchNormSemantics } from './batchnorm.js';
 import { cutForUnfreeze } from './clean-cuts.js';
 import { EngineConfigError } from './errors.js';
-import { mapInBatches, predictInBatches } from './feature-cache.js';
-import { foldedInference } from './folded-inference.js';
 import { fitEpochs, mulberry32 } from './fit-epochs.js';
 import { createHead, type Head } from './head.js';
-import { applyLayersAfterCut, cutInput, releaseLayers } from './tail-model.js';
+import { releaseLayers } from './tail-model.js';
+import { computeTrialFeatures, mapSplits, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
@@ -120,12 +119,6 @@ function sparseTargets(y: tf.Tensor1D): tf.Tensor2D {
   return tf.tidy(() => y.cast('float32').reshape([-1, 1]) as tf.Tensor2D);
 }
 
-type Splits<T> = { train: T; val: T; test: T };
-
-function mapSplits<T>(f: (split: 'train' | 'val' | 'test') => T): Splits<T> {
-  return { train: f('train'), val: f('val'), test: f('test') };
-}
-
 /** Frozen-feature caches and everything else a trial creates, so one place frees them. */
 class TrialResources {
   readonly tensors: tf.Tensor[] = [];
@@ -217,38 +210,9 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     // Features: the frozen part runs once. With fine-tuning ahead, cache the
     // clean cut's activations and pool the tail's output from them.
     hooks.onPhase?.('features');
-    const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : layerCount - 1;
-    const predictOpts = { batchSize: hp.batchSize, inputSize: backbone.inputSize, preprocess: backbone.preprocess };
     const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
-    let cutActivations: Splits<tf.Tensor> | null = null;
-    let tailInput: tf.SymbolicTensor | null = null;
-    let tailOutput: tf.SymbolicTensor | null = null;
-    let pooled: Splits<tf.Tensor>;
-    if (fineTune) {
-      const prefix = foldedInference(backbone.model, cut);
-      let acts: Splits<tf.Tensor>;
-      try {
-        acts = mapSplits((s) => res.keep(mapInBatches(data[s].x, predictOpts, prefix.run)));
-      } finally {
-        prefix.dispose();
-      }
-      cutActivations = acts;
-      tailInput = cutInput(backbone.model, cut);
-      tailOutput = applyLayersAfterCut(backbone.model, cut, tailInput);
-      // Shares the tail's layer applications with the fine-tune model below;
-      // releaseLayers frees them however many models use them.
-      const tailFeatures = tf.model({ inputs: tailInput, outputs: tailOutput });
-      pooled = mapSplits((s) =>
-        res.keep(predictInBatches(tailFeatures, acts[s] as tf.Tensor4D, { batchSize: hp.batchSize, pool: true })),
-      );
-    } else {
-      const whole = foldedInference(backbone.model, layerCount - 1);
-      try {
-        pooled = mapSplits((s) => res.keep(mapInBatches(data[s].x, { ...predictOpts, pool: true }, whole.run)));
-      } finally {
-        whole.dispose();
-      }
-    }
+    const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
+    const { pooled, tail } = computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
@@ -276,24 +240,24 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     let finalModel = headModel;
     let finalInputs: Splits<tf.Tensor> = pooled;
     let cutLayer = backbone.model.layers[layerCount - 1].name;
-    if (fineTune && !stopped && cutActivations && tailInput && tailOutput) {
+    if (tail && !stopped) {
       hooks.onPhase?.('finetune');
       setTrainableFrom(backbone, layerCount - hp.unfreeze);
       enforceBatchNormSemantics(backbone.model.layers, batchNorm);
-      const fineTuneModel = tf.model({ inputs: tailInput, outputs: head.apply(tailOutput), name: 'finetune' });
+      const fineTuneModel = tf.model({ inputs: tail.input, outputs: head.apply(tail.output), name: 'finetune' });
       compile(fineTuneModel, hp.learningRate * hp.fineTuneLrFactor, res);
       hooks.onModel?.('finetune', fineTuneModel);
-      const phase2 = await fitEpochs(fineTuneModel, cutActivations.train, y.train, {
+      const phase2 = await fitEpochs(fineTuneModel, tail.activations.train, y.train, {
         epochs: hp.fineTuneEpochs,
         batchSize: hp.batchSize,
         random,
-        validation: [cutActivations.val, y.val],
+        validation: [tail.activations.val, y.val],
         onEpoch: (_, m) => report('finetune', m),
       });
       stopped = phase2.stopped;
       finalModel = fineTuneModel;
-      finalInputs = cutActivations;
-      cutLayer = backbone.model.layers[cut].name;
+      finalInputs = tail.activations;
+      cutLayer = backbone.model.layers[tail.cut].name;
     }
 
     hooks.onPhase?.('evaluate');
