@@ -18,6 +18,8 @@ export interface WorkerConfig {
   nakDelayMs: number;
   /** TLSWEEP_MAX_TRIALS: exit after this many trials (0 = never; for batch Jobs). @default 0 */
   maxTrials: number;
+  /** TLSWEEP_FEATURE_MEMO_MB: memory for frozen-prefix features reused across this worker's trials; 0 turns reuse off. @default 512 */
+  featureMemoMb: number;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -34,6 +36,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     reportRetryMs: intEnv(env, 'TLSWEEP_REPORT_RETRY_MS', 120_000, 0),
     nakDelayMs: intEnv(env, 'TLSWEEP_NAK_DELAY_MS', 5_000, 0),
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
+    featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
   };
 }
 

@@ -3,6 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { createLogger } from '../../coordinator/src/index.js';
 import { loadConfig } from './config.js';
 import { selectBackend } from './engine/backend.js';
+import { FeatureMemo } from './engine/feature-memo.js';
 import { Reporter } from './runner/reporter.js';
 import { TrialConsumer } from './runner/trial-consumer.js';
 
@@ -17,6 +18,7 @@ try {
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
+    featureMemo: new FeatureMemo(cfg.featureMemoMb * 1024 * 1024),
   });
   log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator });
   const shutdown = (signal: string) => {

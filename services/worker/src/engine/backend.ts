@@ -58,6 +58,8 @@ async function startWasm(): Promise<void> {
   if (wasmGradientKernels === null) {
     // Returns only what this call registered; remember the first answer.
     wasmGradientKernels = kernels.registerWasmGradientKernels();
+    // Stock kernels stay for every case these do not speed up.
+    kernels.registerWasmFastPaths();
   }
   await activate('wasm');
 }

@@ -7,7 +7,7 @@ import { EngineConfigError } from './errors.js';
 import { fitEpochs, mulberry32 } from './fit-epochs.js';
 import { createHead, type Head } from './head.js';
 import { releaseLayers } from './tail-model.js';
-import { computeTrialFeatures, mapSplits, type Splits } from './trial-features.js';
+import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
@@ -60,6 +60,12 @@ export interface TrainHooks {
    * hooks (for logging and tests).
    */
   onModel?(stage: 'backbone' | 'head' | 'finetune', model: tf.LayersModel): void;
+}
+
+/** How a trial may share work with other trials in this process. */
+export interface TrainOptions {
+  /** Reuse frozen-prefix features computed by earlier trials on the same data (see feature-memo.ts). @default none */
+  featureMemo?: FeatureMemoRef;
 }
 
 export interface TrialOutcome {
@@ -184,7 +190,7 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  *
  * `data` stays owned by the caller; every tensor the trial creates is freed.
  */
-export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks): Promise<TrialOutcome> {
+export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
   validate(hp, data);
   const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
@@ -212,7 +218,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('features');
     const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
-    const { pooled, tail } = computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut }, (t) => res.keep(t));
+    const { pooled, tail } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');

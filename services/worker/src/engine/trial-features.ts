@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedDataset } from '../data/load-dataset.js';
 import type { Backbone } from './backbones/backbone.js';
-import { mapInBatches, predictInBatches } from './feature-cache.js';
+import { mapInBatches, predictInBatches } from './batched-inference.js';
 import { foldedInference } from './folded-inference.js';
+import type { FeatureMemo } from './feature-memo.js';
 import { applyLayersAfterCut, cutInput } from './tail-model.js';
 
 export type Split = 'train' | 'val' | 'test';
@@ -27,38 +28,63 @@ export interface TrialFeatures {
   } | null;
 }
 
+/** Where to look up and store a trial's frozen-prefix features across trials. */
+export interface FeatureMemoRef {
+  memo: FeatureMemo;
+  /** Identifies the data exactly: dataset spec, split fractions and seed, image size. */
+  dataKey: string;
+}
+
 /**
  * Runs the frozen layers once, in inference mode, over every split. Without a
  * cut the whole backbone runs (BatchNorm folded) and is pooled. With a cut the
  * prefix runs (folded) to the cut, and the pooled features come from the tail
- * applied to those activations, so the prefix is not run twice.
+ * applied to those activations, so the prefix is not run twice. With a memo,
+ * a trial whose key was computed before (same backbone weights, cut and
+ * data) reuses those tensors instead.
  *
- * @param keep registers each created tensor with the caller, who frees it.
+ * @param keep registers a tensor the trial owns (and frees); memo-owned tensors are not passed to it.
  */
-export function computeTrialFeatures(
+export async function computeTrialFeatures(
   backbone: Backbone,
   data: LoadedDataset,
-  opts: { batchSize: number; cut: number | null },
+  opts: { batchSize: number; cut: number | null; memo?: FeatureMemoRef },
   keep: <T extends tf.Tensor>(t: T) => T,
-): TrialFeatures {
-  const { batchSize, cut } = opts;
-  const imageOpts = { batchSize, inputSize: backbone.inputSize, preprocess: backbone.preprocess };
-  const upTo = cut ?? backbone.model.layers.length - 1;
-  const prefix = foldedInference(backbone.model, upTo);
-  let computed: Splits<tf.Tensor>;
-  try {
-    computed = mapSplits((s) => keep(mapInBatches(data[s].x, { ...imageOpts, pool: cut === null }, prefix.run)));
-  } finally {
-    prefix.dispose();
+): Promise<TrialFeatures> {
+  const { batchSize, cut, memo } = opts;
+  const key = memo ? `${backbone.name}|${backbone.weightsSource}|${backbone.inputSize.join('x')}|cut=${cut ?? 'none'}|${memo.dataKey}` : '';
+  let features = memo?.memo.get(key);
+  if (!features) {
+    const imageOpts = { batchSize, inputSize: backbone.inputSize, preprocess: backbone.preprocess };
+    const upTo = cut ?? backbone.model.layers.length - 1;
+    const prefix = foldedInference(backbone.model, upTo);
+    const computed: Partial<Splits<tf.Tensor>> = {};
+    try {
+      for (const s of ['train', 'val', 'test'] as const) computed[s] = await mapInBatches(data[s].x, { ...imageOpts, pool: cut === null }, prefix.run);
+    } catch (err) {
+      tf.dispose(Object.values(computed));
+      throw err;
+    } finally {
+      prefix.dispose();
+    }
+    const out = computed as Splits<tf.Tensor>;
+    if (cut === null) {
+      features = { pooled: out, activations: null };
+    } else {
+      // The tail's layers are still frozen pretrained weights here, so pooling through them is part of the prefix.
+      const tailInput = cutInput(backbone.model, cut);
+      const tailFeatures = tf.model({ inputs: tailInput, outputs: applyLayersAfterCut(backbone.model, cut, tailInput) });
+      const pooled: Partial<Splits<tf.Tensor>> = {};
+      for (const s of ['train', 'val', 'test'] as const) pooled[s] = await predictInBatches(tailFeatures, out[s] as tf.Tensor4D, { batchSize, pool: true });
+      features = { pooled: pooled as Splits<tf.Tensor>, activations: out };
+    }
+    if (!memo || !memo.memo.put(key, features)) {
+      mapSplits((s) => keep(features!.pooled[s]));
+      if (features.activations) mapSplits((s) => keep(features!.activations![s]));
+    }
   }
-  if (cut === null) return { pooled: computed, tail: null };
-
-  const activations = computed;
+  if (cut === null) return { pooled: features.pooled, tail: null };
   const input = cutInput(backbone.model, cut);
   const output = applyLayersAfterCut(backbone.model, cut, input);
-  // Shares the tail's layer applications with the fine-tune model built on
-  // `output` later; releaseLayers frees them however many models use them.
-  const tailFeatures = tf.model({ inputs: input, outputs: output });
-  const pooled = mapSplits((s) => keep(predictInBatches(tailFeatures, activations[s] as tf.Tensor4D, { batchSize, pool: true })));
-  return { pooled, tail: { cut, activations, input, output } };
+  return { pooled: features.pooled, tail: { cut, activations: features.activations!, input, output } };
 }

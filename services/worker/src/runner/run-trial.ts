@@ -1,7 +1,8 @@
 import type { TrialConfig } from '../../../coordinator/src/index.js';
-import { disposeDataset, loadDatasetCached } from '../data/load-dataset.js';
+import { datasetCacheKey, disposeDataset, loadDatasetCached } from '../data/load-dataset.js';
 import { backboneInputSize } from '../engine/backbones/registry.js';
 import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
+import type { FeatureMemo } from '../engine/feature-memo.js';
 import { TrialError } from '../errors.js';
 
 export interface RunTrialHooks {
@@ -14,7 +15,7 @@ export interface RunTrialHooks {
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
  */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks): Promise<TrialOutcome> {
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureMemo?: FeatureMemo): Promise<TrialOutcome> {
   let size: [number, number];
   try {
     size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
@@ -22,10 +23,10 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks): Promi
     throw new TrialError('INVALID_TRIAL', (err as Error).message, { retryable: false, cause: err });
   }
   hooks.onPhase?.('dataset');
-  const data = await loadDatasetCached(config.dataset, {
-    imageSize: size,
-    split: { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed },
-  });
+  const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
+  const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
+  // Everything that decides which pixels land in which split: trials with equal keys see identical data.
+  const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
     return await trainTrial(
       {
@@ -43,6 +44,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks): Promi
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
+      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined },
     );
   } finally {
     disposeDataset(data);

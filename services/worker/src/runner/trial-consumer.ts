@@ -4,6 +4,7 @@ import { TRIAL_STREAM, WORKER_CONSUMER, type Logger, type TrialTask } from '../.
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
+import type { FeatureMemo } from '../engine/feature-memo.js';
 
 export interface TrialConsumerOptions {
   nc: NatsConnection;
@@ -18,6 +19,8 @@ export interface TrialConsumerOptions {
   nakDelayMs?: number;
   /** Stop after this many trials; 0 = never. @default 0 */
   maxTrials?: number;
+  /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
+  featureMemo?: FeatureMemo;
 }
 
 /**
@@ -114,7 +117,7 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
-      });
+      }, this.o.featureMemo);
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       await reporter.trialFinished({
         trialId: cfg.trialId,
@@ -134,7 +137,7 @@ export class TrialConsumer {
         backend: outcome.backend,
       });
       msg.ack();
-      log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped });
+      log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
     } catch (err) {
       const te = toTrialError(err);
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;

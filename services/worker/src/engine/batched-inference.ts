@@ -11,13 +11,18 @@ export interface BatchOptions {
   pool?: boolean;
 }
 
+/** Lets timers and sockets run (lease heartbeats, gRPC) between synchronous kernel runs. */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Runs `f` over `x` in batches and concatenates the outputs: frozen layers
  * are computed once per trial instead of once per epoch. Pooling per batch
- * keeps only [n, C] alive for pooled features. The caller owns the result;
- * `x` is left alone.
+ * keeps only [n, C] alive for pooled features. Yields to the event loop
+ * after every batch: a long synchronous stretch would starve the trial's
+ * `working()` heartbeats and let its lease lapse. The caller owns the
+ * result; `x` is left alone.
  */
-export function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch: tf.Tensor4D) => tf.Tensor): tf.Tensor {
+export async function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch: tf.Tensor4D) => tf.Tensor): Promise<tf.Tensor> {
   const n = x.shape[0];
   const parts: tf.Tensor[] = [];
   try {
@@ -35,6 +40,7 @@ export function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch: tf.T
           return opts.pool ? tf.mean(out, [1, 2]) : out;
         }),
       );
+      await yieldToEventLoop();
     }
     return parts.length === 1 ? parts[0].clone() : tf.concat(parts, 0);
   } finally {
@@ -43,6 +49,6 @@ export function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch: tf.T
 }
 
 /** {@link mapInBatches} with `model.predict` (inference mode). */
-export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: BatchOptions): tf.Tensor {
+export function predictInBatches(model: tf.LayersModel, x: tf.Tensor4D, opts: BatchOptions): Promise<tf.Tensor> {
   return mapInBatches(x, opts, (batch) => model.predict(batch, { batchSize: batch.shape[0] }) as tf.Tensor);
 }
