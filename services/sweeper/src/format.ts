@@ -18,6 +18,7 @@ export interface LeaderboardRow {
   seconds: number;
   backend: string;
   pretrained: boolean;
+  weightsSource: string;
   worker: string;
   error: string;
 }
@@ -42,6 +43,7 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     seconds: Math.round(t.seconds * 10) / 10,
     backend: t.backend,
     pretrained: t.pretrained,
+    weightsSource: t.weightsSource,
     worker: t.worker,
     error: t.error,
   };

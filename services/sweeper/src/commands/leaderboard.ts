@@ -37,6 +37,10 @@ export async function printLeaderboard(client: TlsweepClient, o: LeaderboardOpti
   }
   out(leaderboardTable(rows));
   if (rows.length < total) out(`(${rows.length} of ${total} trials; --top N for more)`);
+  // Say where the weights came from: a leaderboard of pretrained vs random-init backbones means different things.
+  const sources = new Map<string, string>();
+  for (const r of rows) if (r.weightsSource) sources.set(r.backbone, r.weightsSource);
+  for (const [backbone, src] of sources) out(`weights of ${backbone}: ${src}`);
   if (groups) out('\n' + groups);
   return rows;
 }
