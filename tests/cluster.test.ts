@@ -117,6 +117,39 @@ describe('local cluster end to end', () => {
     expect(rows[0].trialId).toBe(lb.rows[0].trialId);
   });
 
+  it('a worker drained with SIGTERM hands its trial back and another worker finishes it', async () => {
+    const sweep = await client.submit(`
+name: drain-test
+dataset: { kind: synthetic, classes: 3, perClass: 30, seed: 2 }
+backbones: [tiny_cnn]
+unfreeze: [0]
+learningRates: [0.01]
+dropouts: [0.2]
+headEpochs: 60
+batchSize: 8
+headUnits: 8
+maxParallel: 1
+`);
+    let interrupted = '';
+    for await (const e of client.watch(sweep.sweepId)) {
+      // Drain w1 as soon as it is a few epochs into the trial; w2 must take it over.
+      if (!interrupted && e.type === 'epoch' && e.epoch!.epoch === 3) {
+        const holder = workers.find((w) => w.name === e.trial!.worker)!;
+        interrupted = e.trial!.worker;
+        holder.child.kill('SIGTERM');
+      }
+    }
+    expect(interrupted).not.toBe('');
+    const [t] = (await client.query({ sweepId: sweep.sweepId })).rows;
+    expect(t.status).toBe('completed');
+    expect(t.attempt).toBe(2);
+    expect(t.worker).not.toBe(interrupted);
+    expect(t.epochs).toBe(60);
+    // The drained worker exits cleanly on its own.
+    const drained = workers.find((w) => w.name === interrupted)!;
+    expect(await drained.exited).toBe(0);
+  });
+
   it('a restarted coordinator rebuilds the finished sweep from JetStream', async () => {
     const before = await client.list();
     await coord.stop();
