@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedDataset } from '../services/worker/src/data/load-dataset.js';
-import { mulberry32 } from '../services/worker/src/engine/fit-epochs.js';
+import { mulberry32 } from '../services/worker/src/data/prng.js';
 
 /**
  * Class k of 3 is a stripe grating at orientation k·60° (random frequency,

@@ -1,3 +1,4 @@
+import type { EpochReport } from '../../worker/src/engine/train-trial.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
 /** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
@@ -7,16 +8,8 @@ export const TERMINAL_TRIAL_STATUSES: ReadonlySet<TrialStatus> = new Set(['compl
 
 export type SweepStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
-/** One epoch as a worker reports it. */
-export interface EpochRecord {
-  phase: 'head' | 'finetune';
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-  seconds: number;
-}
+/** One epoch as a worker reports it: exactly what the engine measures. */
+export type EpochRecord = EpochReport;
 
 /** A trial's durable state (JetStream KV `tlsweep-trials`, key `<sweepId>.<trialId>`). */
 export interface TrialRecord {

@@ -1,17 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 
-/** Mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A Fisher–Yates permutation of 0..n-1 drawn from `random`. */
 export function permutation(n: number, random: () => number): Int32Array {
   const p = new Int32Array(n);
