@@ -78,6 +78,7 @@ function conv2DBackpropInputConfig(stock: tf.KernelConfig): tf.KernelConfig {
 }
 
 let installed: string[] | null = null;
+const stockConfigs = new Map<string, tf.KernelConfig>();
 
 /**
  * Replaces the stock wasm BatchMatMul and Conv2DBackpropInput with versions
@@ -90,9 +91,22 @@ export function registerWasmFastPaths(): string[] {
   for (const [name, make] of [['BatchMatMul', batchMatMulConfig], ['Conv2DBackpropInput', conv2DBackpropInputConfig]] as const) {
     const stock = tf.getKernel(name, 'wasm');
     if (!stock) continue;
+    stockConfigs.set(name, stock);
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel(make(stock));
     installed.push(name);
   }
   return installed;
+}
+
+/** Puts the stock kernels back (benchmarks compare both in one process). Returns the names restored. */
+export function restoreStockWasmKernels(): string[] {
+  const restored = [...stockConfigs.keys()];
+  for (const [name, stock] of stockConfigs) {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(stock);
+  }
+  stockConfigs.clear();
+  installed = null;
+  return restored;
 }

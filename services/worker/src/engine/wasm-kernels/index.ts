@@ -15,7 +15,7 @@ import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-backprop-i
 export { conv2DBackpropFilterWasm } from './conv2d-backprop-filter.js';
 export { depthwiseConv2dNativeBackpropFilterWasm } from './depthwise-backprop-filter.js';
 export { depthwiseConv2dNativeBackpropInputWasm } from './depthwise-backprop-input.js';
-export { registerWasmFastPaths } from './fast-paths.js';
+export { registerWasmFastPaths, restoreStockWasmKernels } from './fast-paths.js';
 
 /** All kernel configs this module can provide, in registration order. */
 export const WASM_GRADIENT_KERNEL_CONFIGS: readonly tf.KernelConfig[] = [
