@@ -93,4 +93,24 @@ describe('coordinator over a real JetStream', () => {
     // Nothing of this sweep is left in the queue.
     expect(await consumer.next({ expires: 1000 })).toBeNull();
   });
+
+  it('a cancelled sweep still finishes when its running trial comes back to the queue instead of reporting', async () => {
+    const c = await Coordinator.start({ nc });
+    const sweep = await c.submitSweep(spec(1));
+    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const m = (await consumer.next({ expires: 2000 }))!;
+    const t = m.json<TrialTask>().config;
+    await c.trialStarted({ trialId: t.trialId, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
+    await c.cancelSweep(sweep.sweepId);
+    // The worker is drained mid-trial and hands it back rather than finishing it.
+    await c.trialFailed({ trialId: t.trialId, attempt: 1, error: 'draining', code: 'DRAINING', retrying: true });
+    m.nak();
+    expect(c.getTrial(t.trialId).status).toBe('cancelled');
+    expect(c.getSweep(sweep.sweepId).finishedAtMs).toBeGreaterThan(0);
+    // The redelivered message is told to STOP and changes nothing.
+    const again = (await consumer.next({ expires: 2000 }))!;
+    expect((await c.trialStarted({ trialId: t.trialId, attempt: again.info.deliveryCount, worker: 'w2', backend: 'cpu', pretrained: false, weightsSource: '' })).action).toBe('STOP');
+    again.ack();
+    expect(c.counts(sweep.sweepId)).toMatchObject({ cancelled: 4 });
+  });
 });

@@ -71,4 +71,9 @@ describe('leaderboard query', () => {
       }
     }
   });
+
+  it('treats a NaN metric (a diverged trial) as missing, so sorting stays total', () => {
+    const withNaN = [trial(10, { val: 0.5 }), trial(11, { val: NaN }), trial(12, { val: 0.9 }), trial(13, { val: 0.7 })];
+    expect(queryLeaderboard(withNaN, {}).rows.map((t) => t.config.trialId)).toEqual(['t12', 't13', 't10', 't11']);
+  });
 });

@@ -54,6 +54,7 @@ describe('sweep spec validation', () => {
     ['batchSize: 0', 'batchSize', 'an integer in 1..4096'],
     ['search: bayes', 'search', 'grid, random'],
     ['search: random', 'maxTrials', 'required when search is random'],
+    ['search: random\nmaxTrials:', 'maxTrials', 'required when search is random'],
     ['backbones: []', 'backbones', 'non-empty list'],
     ['backbones: [MobileNet!]', 'backbones[0]', 'backbone name'],
     ['colour: blue', 'colour', 'unknown field'],

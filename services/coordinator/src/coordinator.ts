@@ -92,6 +92,12 @@ export class Coordinator {
     for (const t of trials) this.index(t);
     let resumed = 0;
     for (const s of this.sweeps.values()) {
+      if (s.status === 'cancelled' && s.finishedAtMs === 0) {
+        // Crashed half-way through a cancel: finish it.
+        await this.cancelWaitingTrials(s.sweepId);
+        await this.maybeFinish(s.sweepId);
+        continue;
+      }
       if (s.status !== 'running') continue;
       // A crash while a sweep was being written leaves trials missing; the searchers are deterministic, so recreate them.
       const have = this.trialsBySweep.get(s.sweepId)?.size ?? 0;
@@ -110,10 +116,38 @@ export class Coordinator {
     m.set(t.config.trialId, t);
   }
 
-  private async saveTrial(t: TrialRecord): Promise<void> {
+  /**
+   * Applies `change` to a trial and writes it to KV. If the write fails the
+   * in-memory record is rolled back, so memory never runs ahead of KV (a
+   * retried report then finds the trial as KV has it).
+   */
+  private async updateTrial(t: TrialRecord, change: (t: TrialRecord) => void): Promise<void> {
+    const before = structuredClone(t);
+    change(t);
     t.updatedAtMs = Date.now();
-    await this.store.putTrial(t);
+    try {
+      await this.store.putTrial(t);
+    } catch (err) {
+      Object.assign(t, before);
+      throw err;
+    }
     this.index(t);
+  }
+
+  private async saveTrial(t: TrialRecord): Promise<void> {
+    await this.updateTrial(t, () => {});
+  }
+
+  /** Like updateTrial, for the sweep record. */
+  private async updateSweep(s: SweepRecord, change: (s: SweepRecord) => void): Promise<void> {
+    const before = structuredClone(s);
+    change(s);
+    try {
+      await this.store.putSweep(s);
+    } catch (err) {
+      Object.assign(s, before);
+      throw err;
+    }
   }
 
   private emit(e: SweepEvent): void {
@@ -188,7 +222,7 @@ export class Coordinator {
   best(sweepId: string): TrialRecord | null {
     let best: TrialRecord | null = null;
     for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
-      if (t.valAccuracy === null) continue;
+      if ((t.status !== 'completed' && t.status !== 'stopped') || t.valAccuracy === null || !Number.isFinite(t.valAccuracy)) continue;
       if (!best || t.valAccuracy > (best.valAccuracy ?? -1)) best = t;
     }
     return best;
@@ -205,23 +239,29 @@ export class Coordinator {
     const sweep = this.getSweep(sweepId);
     return this.lock.run(`sweep:${sweepId}`, async () => {
       if (sweep.status !== 'running') throw new FailedPreconditionError(`sweep '${sweepId}' is already ${sweep.status}`);
-      sweep.status = 'cancelled';
-      sweep.reason = reason;
-      await this.store.putSweep(sweep);
-      for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
-        if (t.status === 'pending' || t.status === 'queued') {
-          await this.lock.run(`trial:${t.config.trialId}`, async () => {
-            if (t.status === 'queued' && t.queueSeq > 0) await this.queue.remove(t.queueSeq);
-            t.status = 'cancelled';
-            await this.saveTrial(t);
-          });
-        }
-      }
+      await this.updateSweep(sweep, (s) => {
+        s.status = 'cancelled';
+        s.reason = reason;
+      });
+      await this.cancelWaitingTrials(sweepId);
       this.log.info('sweep.cancelled', { sweepId, reason });
       this.emit({ type: 'sweep_cancelled', sweepId, sweep });
       await this.finishIfDone(sweep);
       return sweep;
     });
+  }
+
+  /** Pending and queued trials of a cancelled sweep become cancelled (queued ones leave the stream). */
+  private async cancelWaitingTrials(sweepId: string): Promise<void> {
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+      if (t.status !== 'pending' && t.status !== 'queued') continue;
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (t.status === 'queued' && t.queueSeq > 0) await this.queue.remove(t.queueSeq);
+        await this.updateTrial(t, (x) => {
+          x.status = 'cancelled';
+        });
+      });
+    }
   }
 
   // ---------- dispatch ----------
@@ -239,9 +279,11 @@ export class Coordinator {
         await this.lock.run(`trial:${t.config.trialId}`, async () => {
           if (t.status !== 'pending') return;
           // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
-          t.queueSeq = await this.queue.publish({ v: 1, config: t.config });
-          t.status = 'queued';
-          await this.saveTrial(t);
+          const seq = await this.queue.publish({ v: 1, config: t.config });
+          await this.updateTrial(t, (x) => {
+            x.queueSeq = seq;
+            x.status = 'queued';
+          });
           this.emit({ type: 'trial_queued', sweepId, trial: t });
         });
         inflight++;
@@ -261,18 +303,19 @@ export class Coordinator {
     if (sweep.finishedAtMs > 0) return;
     const trials = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])];
     if (trials.length < sweep.trialCount || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
-    if (sweep.status === 'running') {
-      const failed = trials.filter((t) => t.status === 'failed');
-      if (failed.length === trials.length) {
-        sweep.status = 'failed';
-        sweep.reason = `all ${trials.length} trials failed; first error: ${failed[0]?.error ?? 'unknown'}`;
-      } else {
-        sweep.status = 'completed';
-        if (failed.length > 0) sweep.reason = `${failed.length} of ${trials.length} trials failed`;
+    await this.updateSweep(sweep, (s) => {
+      if (s.status === 'running') {
+        const failed = trials.filter((t) => t.status === 'failed');
+        if (failed.length === trials.length) {
+          s.status = 'failed';
+          s.reason = `all ${trials.length} trials failed; first error: ${failed[0]?.error ?? 'unknown'}`;
+        } else {
+          s.status = 'completed';
+          if (failed.length > 0) s.reason = `${failed.length} of ${trials.length} trials failed`;
+        }
       }
-    }
-    sweep.finishedAtMs = Date.now();
-    await this.store.putSweep(sweep);
+      s.finishedAtMs = Date.now();
+    });
     this.log.info('sweep.finished', { sweepId: sweep.sweepId, status: sweep.status, reason: sweep.reason });
     this.emit({ type: 'sweep_finished', sweepId: sweep.sweepId, sweep });
   }
@@ -280,6 +323,12 @@ export class Coordinator {
   private async afterTerminal(sweepId: string): Promise<void> {
     await this.dispatch(sweepId);
     await this.maybeFinish(sweepId);
+  }
+
+  /** afterTerminal from inside a trial lock: runs once the lock is released (the sweep lock may be waiting on it). */
+  private afterTerminalLater(sweepId: string): Promise<void> {
+    setImmediate(() => void this.afterTerminal(sweepId).catch((err) => this.log.error('sweep.finish_failed', { sweepId, error: err })));
+    return Promise.resolve();
   }
 
   // ---------- worker reports ----------
@@ -294,11 +343,20 @@ export class Coordinator {
     const t = this.trialFor(r.trialId);
     return this.lock.run(`trial:${r.trialId}`, async () => {
       const sweep = this.getSweep(t.config.sweepId);
-      if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       if (TERMINAL_TRIAL_STATUSES.has(t.status)) return { action: 'STOP', reason: `trial is already ${t.status}` };
+      if (sweep.status !== 'running') {
+        // A trial of a cancelled sweep that came back to the queue (its worker failed or drained) ends here.
+        await this.updateTrial(t, (x) => {
+          x.status = 'cancelled';
+        });
+        await this.afterTerminalLater(t.config.sweepId);
+        return { action: 'STOP', reason: `sweep is ${sweep.status}` };
+      }
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
-      Object.assign(t, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '' });
-      await this.saveTrial(t);
+      await this.updateTrial(t, (x) => {
+        // A new attempt starts from scratch: no metrics of an earlier one survive.
+        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0 });
+      });
       this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '' };
@@ -310,14 +368,15 @@ export class Coordinator {
     const t = this.trialFor(r.trialId);
     return this.lock.run(`trial:${r.trialId}`, async () => {
       if (r.attempt !== t.attempt || t.status !== 'running') return { action: 'STOP', reason: `attempt ${r.attempt} does not own the trial (status ${t.status}, attempt ${t.attempt})` };
-      const i = t.history.findIndex((e) => e.epoch === r.metrics.epoch);
-      if (i >= 0) t.history[i] = r.metrics;
-      else t.history.push(r.metrics);
-      t.epochs = t.history.length;
-      t.valAccuracy = r.metrics.valAccuracy;
-      t.valLoss = r.metrics.valLoss;
-      t.seconds = t.history.reduce((s, e) => s + e.seconds, 0);
-      await this.saveTrial(t);
+      await this.updateTrial(t, (x) => {
+        const i = x.history.findIndex((e) => e.epoch === r.metrics.epoch);
+        if (i >= 0) x.history[i] = r.metrics;
+        else x.history.push(r.metrics);
+        x.epochs = x.history.length;
+        x.valAccuracy = r.metrics.valAccuracy;
+        x.valLoss = r.metrics.valLoss;
+        x.seconds = x.history.reduce((sum, e) => sum + e.seconds, 0);
+      });
       this.emit({ type: 'epoch', sweepId: t.config.sweepId, trial: t, epoch: r.metrics });
       const sweep = this.getSweep(t.config.sweepId);
       if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
@@ -333,15 +392,16 @@ export class Coordinator {
       if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}` };
       if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
       const sweep = this.getSweep(t.config.sweepId);
-      Object.assign(t, {
-        status: sweep.status === 'cancelled' ? 'cancelled' : r.stopped ? 'stopped' : 'completed',
-        valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
-        epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
+      await this.updateTrial(t, (x) => {
+        Object.assign(x, {
+          status: sweep.status === 'cancelled' ? 'cancelled' : r.stopped ? 'stopped' : 'completed',
+          valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
+          epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
+        });
+        if (r.pretrained !== undefined) x.pretrained = r.pretrained;
+        if (r.weightsSource) x.weightsSource = r.weightsSource;
+        if (r.backend) x.backend = r.backend;
       });
-      if (r.pretrained !== undefined) t.pretrained = r.pretrained;
-      if (r.weightsSource) t.weightsSource = r.weightsSource;
-      if (r.backend) t.backend = r.backend;
-      await this.saveTrial(t);
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
       return { accepted: true, reason: '' };
@@ -356,14 +416,17 @@ export class Coordinator {
     const res = await this.lock.run(`trial:${r.trialId}`, async () => {
       if (TERMINAL_TRIAL_STATUSES.has(t.status)) return { accepted: false, reason: `trial is already ${t.status}` };
       if (r.attempt < t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}` };
-      t.status = r.retrying ? 'queued' : 'failed';
-      t.error = r.code ? `${r.code}: ${r.error}` : r.error;
-      await this.saveTrial(t);
+      const cancelled = this.getSweep(t.config.sweepId).status !== 'running';
+      await this.updateTrial(t, (x) => {
+        // Nothing of a cancelled sweep is retried.
+        x.status = cancelled ? 'cancelled' : r.retrying ? 'queued' : 'failed';
+        x.error = r.code ? `${r.code}: ${r.error}` : r.error;
+      });
       this.log.warn('trial.failed', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, retrying: r.retrying, error: t.error });
       this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
       return { accepted: true, reason: '' };
     });
-    if (res.accepted && !r.retrying) await this.afterTerminal(t.config.sweepId);
+    if (res.accepted && TERMINAL_TRIAL_STATUSES.has(t.status)) await this.afterTerminal(t.config.sweepId);
     return res;
   }
 }

@@ -57,6 +57,8 @@ export class FailedPreconditionError extends CoordinatorError {
   }
 }
 
+const NATS_TRANSIENT_ERRORS = new Set(['TimeoutError', 'NoRespondersError', 'RequestError', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError']);
+
 /** Maps any thrown value to a gRPC status code and message. */
 export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string } {
   if (err instanceof CoordinatorError) {
@@ -70,5 +72,8 @@ export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string 
     return { code, details: err.message };
   }
   const message = err instanceof Error ? err.message : String(err);
+  // NATS/JetStream hiccups (a timeout, a restarting server) are worth retrying: say UNAVAILABLE, not INTERNAL.
+  const name = err instanceof Error ? err.name : '';
+  if (NATS_TRANSIENT_ERRORS.has(name)) return { code: GrpcStatus.UNAVAILABLE, details: `storage unavailable: ${message}` };
   return { code: GrpcStatus.INTERNAL, details: message };
 }

@@ -1,5 +1,6 @@
 import type * as pb from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
 import type { TrialCounts } from '../coordinator.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { EpochRecord, SweepRecord, TrialRecord } from '../records.js';
 
 /** Records → wire messages. Absent metrics travel as NaN (proto3 doubles have no null). */
@@ -38,7 +39,7 @@ export function epochToPb(e: EpochRecord): pb.EpochMetrics {
 }
 
 export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
-  if (!e) throw new Error('metrics: required');
+  if (!e) throw new InvalidArgumentError([{ field: 'metrics', message: 'required' }], 'invalid report');
   return {
     phase: e.phase === 'finetune' ? 'finetune' : 'head',
     epoch: e.epoch,

@@ -73,7 +73,8 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
   const log = opts.log ?? silentLogger;
   const maxBytes = opts.maxMessageBytes ?? 16 * 1024 * 1024;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
-  const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  // Each open WatchSweep stream and how to end it (unsubscribe included).
+  const watchers = new Map<grpc.ServerWritableStream<unknown, unknown>, () => void>();
 
   const sweeps: SweepServiceServer = {
     submitSweep: unary(async (req) => {
@@ -95,12 +96,16 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
         call.emit('error', { code: toGrpcStatus(err).code, details: toGrpcStatus(err).details });
         return;
       }
-      watchers.add(call);
       const end = () => {
         unsubscribe();
         watchers.delete(call);
         call.end();
       };
+      watchers.set(call, () => {
+        unsubscribe();
+        // Not OK: the sweep did not end, the server did; clients should reconnect.
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'coordinator shutting down' });
+      });
       const unsubscribe = c.subscribe(sweepId, (e) => {
         call.write(eventToPb(c, e));
         if (e.type === 'sweep_finished') end();
@@ -174,7 +179,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     health,
     close: async (graceMs = 5000) => {
       for (const name of ['', 'tlsweep.v1.SweepService', 'tlsweep.v1.LeaderboardService', 'tlsweep.v1.ReportService']) health.setStatus(name, 'NOT_SERVING');
-      for (const w of watchers) w.end();
+      for (const stop of watchers.values()) stop();
       watchers.clear();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -44,6 +44,12 @@ export interface LeaderboardResult {
 
 /** The value of a metric for a trial, or null when it has none yet. */
 export function metricOf(t: TrialRecord, m: SortMetric): number | null {
+  // A diverged trial reports NaN: it has no usable value and sorts with the trials that have none.
+  const v = rawMetric(t, m);
+  return v !== null && Number.isFinite(v) ? v : null;
+}
+
+function rawMetric(t: TrialRecord, m: SortMetric): number | null {
   switch (m) {
     case 'val_accuracy': return t.valAccuracy;
     case 'test_accuracy': return t.testAccuracy;

@@ -79,7 +79,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   });
   const maxTrials = o.maxTrials === undefined || o.maxTrials === null ? null
     : int(o.maxTrials, 'maxTrials', v, 1, SPEC_LIMITS.maxTrialsPerSweep, `an integer in 1..${SPEC_LIMITS.maxTrialsPerSweep}`) ?? null;
-  if (search === 'random' && maxTrials === null && o.maxTrials === undefined) {
+  if (search === 'random' && maxTrials === null && (o.maxTrials === undefined || o.maxTrials === null)) {
     v.push({ field: 'maxTrials', message: 'required when search is random: an integer in 1..' + SPEC_LIMITS.maxTrialsPerSweep });
   }
   const maxParallel = opt(o, 'maxParallel', SPEC_DEFAULTS.maxParallel, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxParallel, `an integer in 1..${SPEC_LIMITS.maxParallel}`));

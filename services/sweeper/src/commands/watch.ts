@@ -6,7 +6,6 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '-
 
 /** Prints a sweep's live progress until it finishes; returns the final sweep. */
 export async function watchSweep(client: TlsweepClient, sweepId: string, out: (line: string) => void = console.log): Promise<Sweep> {
-  let last: Sweep | undefined;
   const started = Date.now();
   const bar = (s: Sweep) => {
     const c = s.counts!;
@@ -14,7 +13,6 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, out: (l
     return `${progressBar(done, c.total)} running ${c.running}, failed ${c.failed}, ${((Date.now() - started) / 1000).toFixed(0)}s`;
   };
   for await (const e of client.watch(sweepId, false) as AsyncIterable<TrialEvent>) {
-    if (e.sweep) last = e.sweep;
     const t = e.trial;
     const label = t ? `${t.trialId} ${t.backbone} unfreeze=${t.unfreeze} lr=${t.learningRate} dropout=${t.dropout}` : '';
     switch (e.type) {
@@ -39,5 +37,7 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, out: (l
         break;
     }
   }
-  return last ?? (await client.get(sweepId));
+  const final = await client.get(sweepId);
+  if (final.finishedAtMs === 0) throw new Error(`the watch of ${sweepId} ended before the sweep did (status ${final.status}); run \`tlsweep watch ${sweepId}\` again`);
+  return final;
 }

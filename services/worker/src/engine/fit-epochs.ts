@@ -80,7 +80,8 @@ export async function fitEpochs(
         shuffle: false,
         validationData: opts.validation,
         verbose: 0,
-        yieldEvery: 'never',
+        // Yield after every batch so the lease heartbeat (`working()`) keeps firing during long epochs.
+        yieldEvery: 'batch',
         callbacks: {
           onEpochEnd: async (_epoch, logs) => {
             epochs += 1;

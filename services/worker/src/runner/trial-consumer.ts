@@ -119,7 +119,7 @@ export class TrialConsumer {
         onPhase: (phase) => log.info('trial.phase', { phase }),
       }, this.o.featureMemo);
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
-      await reporter.trialFinished({
+      const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
         attempt,
         valAccuracy: outcome.valAccuracy,
@@ -136,6 +136,12 @@ export class TrialConsumer {
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
       });
+      if (!fin.accepted) {
+        // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
+        // delete the message the owner still needs, so leave it to the owner or to redelivery.
+        log.warn('trial.result_refused', { reason: fin.reason });
+        return;
+      }
       msg.ack();
       log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
     } catch (err) {
