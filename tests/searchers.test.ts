@@ -4,7 +4,7 @@ import { expandAll, GridSearcher, gridSize, parseSweepSpec, RandomSearcher } fro
 const spec = (extra = '') => parseSweepSpec(`
 name: s
 dataset: { kind: synthetic }
-backbones: [a, b]
+backbones: [mobilenet_v2, tiny_cnn]
 unfreeze: [0, 5, 10]
 learningRates: [0.1, 0.01]
 dropouts: [0.2, 0.5]
@@ -19,9 +19,9 @@ describe('searchers', () => {
     expect(pts).toHaveLength(gridSize(s));
     expect(pts).toHaveLength(24);
     expect(new Set(pts.map(key)).size).toBe(24);
-    expect(key(pts[0])).toBe('a/0/0.1/0.2');
-    expect(key(pts[1])).toBe('a/0/0.1/0.5');
-    expect(key(pts[23])).toBe('b/10/0.01/0.5');
+    expect(key(pts[0])).toBe('mobilenet_v2/0/0.1/0.2');
+    expect(key(pts[1])).toBe('mobilenet_v2/0/0.1/0.5');
+    expect(key(pts[23])).toBe('tiny_cnn/10/0.01/0.5');
   });
 
   it('random draws maxTrials distinct points, reproducibly from the seed', () => {

@@ -2,6 +2,7 @@ import { parse as parseYaml } from 'yaml';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
+import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
@@ -54,8 +55,8 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   }
 
   const backbones = list(o, 'backbones', v, (x, f) => {
-    if (typeof x !== 'string' || !BACKBONE_RE.test(x)) {
-      v.push({ field: f, message: 'must be a backbone name of lowercase letters, digits and "_" (e.g. mobilenet_v2, tiny_cnn)' });
+    if (typeof x !== 'string' || !BACKBONE_RE.test(x) || !backboneInfo(x)) {
+      v.push({ field: f, message: `must be one of: ${KNOWN_BACKBONES.join(', ')}; got ${JSON.stringify(x)}` });
       return undefined;
     }
     return x;
@@ -95,6 +96,22 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
       const testFraction = opt(s, 'testFraction', SPEC_DEFAULTS.testFraction, (x) => num(x, 'split.testFraction', v, (n) => n > 0 && n < 0.5, 'a number in (0, 0.5)'));
       if (valFraction !== undefined && testFraction !== undefined) split = { valFraction, testFraction };
     }
+  }
+
+  // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
+  if (backbones && imageSize !== null) {
+    for (const b of backbones) {
+      const min = backboneInfo(b)!.minSize;
+      if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
+    }
+  }
+  if (backbones && unfreeze) {
+    unfreeze.forEach((n, i) => {
+      for (const b of backbones) {
+        const layers = backboneInfo(b)!.layers;
+        if (n >= layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${layers}, the layer count of backbone ${b}; got ${n}` });
+      }
+    });
   }
 
   if (v.length === 0 && search === 'grid') {

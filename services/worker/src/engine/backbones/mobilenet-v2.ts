@@ -2,8 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import { MobileNetV2Model } from 'nsfwjs/models/mobilenet_v2';
 import type { Backbone } from './backbone.js';
 
-export const MOBILENET_V2_DEFAULT_SIZE = 96;
-export const MOBILENET_V2_MIN_SIZE = 32;
 
 const NSFWJS_VERSION = '4.3.0';
 const LAST_FEATURE_LAYER = 'out_relu';

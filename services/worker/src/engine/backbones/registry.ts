@@ -1,32 +1,23 @@
 import { EngineConfigError } from '../errors.js';
 import type { Backbone, BackboneOptions } from './backbone.js';
-import { loadMobileNetV2, MOBILENET_V2_DEFAULT_SIZE, MOBILENET_V2_MIN_SIZE } from './mobilenet-v2.js';
-import { buildTinyCnn, TINY_CNN_DEFAULT_SIZE, TINY_CNN_MIN_SIZE } from './tiny-cnn.js';
+import { backboneInfo, KNOWN_BACKBONES, type BackboneInfo } from './catalog.js';
+import { loadMobileNetV2 } from './mobilenet-v2.js';
+import { buildTinyCnn } from './tiny-cnn.js';
 
-interface BackboneEntry {
-  defaultSize: number;
-  minSize: number;
+export { KNOWN_BACKBONES };
+
+interface BackboneEntry extends BackboneInfo {
   load(size: number, seed: number): Promise<Backbone>;
 }
 
-const REGISTRY: Record<string, BackboneEntry> = {
-  mobilenet_v2: {
-    defaultSize: MOBILENET_V2_DEFAULT_SIZE,
-    minSize: MOBILENET_V2_MIN_SIZE,
-    load: (size) => loadMobileNetV2(size),
-  },
-  tiny_cnn: {
-    defaultSize: TINY_CNN_DEFAULT_SIZE,
-    minSize: TINY_CNN_MIN_SIZE,
-    load: async (size, seed) => buildTinyCnn(size, seed),
-  },
+const LOADERS: Record<string, BackboneEntry['load']> = {
+  mobilenet_v2: (size) => loadMobileNetV2(size),
+  tiny_cnn: async (size, seed) => buildTinyCnn(size, seed),
 };
 
-/** Names accepted by {@link loadBackbone}. */
-export const KNOWN_BACKBONES: readonly string[] = Object.freeze(Object.keys(REGISTRY));
-
 function entryFor(name: string): BackboneEntry {
-  const entry = Object.hasOwn(REGISTRY, name) ? REGISTRY[name] : undefined;
+  const info = backboneInfo(name);
+  const entry = info && Object.hasOwn(LOADERS, name) ? { ...info, load: LOADERS[name] } : undefined;
   if (!entry) {
     throw new EngineConfigError(`unknown backbone '${name}'; known backbones: ${KNOWN_BACKBONES.join(', ')}`);
   }

@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from './backbone.js';
 
-export const TINY_CNN_DEFAULT_SIZE = 32;
-export const TINY_CNN_MIN_SIZE = 16;
 
 const STEM_FILTERS = 8;
 const EXPANSION = 3;
