@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { TRIAL_STREAM, WORKER_CONSUMER } from './queue/names.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.js';
 import { newSweepId, trialIdOf } from './ids.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -66,6 +67,9 @@ export class Coordinator {
   private readonly sweeps = new Map<string, SweepRecord>();
   private readonly trialsBySweep = new Map<string, Map<string, TrialRecord>>();
   private readonly trials = new Map<string, TrialRecord>();
+  /** Stream sequence of a queued trial's message → trial id (advisories name the sequence only). */
+  private readonly bySeq = new Map<number, string>();
+  private advisories: Subscription | null = null;
   private readonly lock = new KeyedLock();
   private readonly events = new EventEmitter();
   private readonly log: Logger;
@@ -83,7 +87,50 @@ export class Coordinator {
     const queue = await TrialQueue.open(opts.nc, opts.queue);
     const c = new Coordinator(store, queue, opts);
     await c.rebuild();
+    c.watchAdvisories(opts.nc);
     return c;
+  }
+
+  /**
+   * A trial whose deliveries run out (every worker that took it died or
+   * timed out) never reports again, and JetStream keeps its message in the
+   * WorkQueue stream: the MAX_DELIVERIES advisory is the only signal. Mark
+   * the trial failed and drop the message, so the sweep can finish.
+   */
+  private watchAdvisories(nc: NatsConnection): void {
+    this.advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TRIAL_STREAM}.${WORKER_CONSUMER}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const a = msg.json<{ stream_seq: number; deliveries: number }>();
+        void this.onDeliveriesExhausted(a.stream_seq, a.deliveries).catch((e) => this.log.error('advisory.failed', { seq: a.stream_seq, error: e }));
+      },
+    });
+  }
+
+  private async onDeliveriesExhausted(seq: number, deliveries: number): Promise<void> {
+    const trialId = this.bySeq.get(seq);
+    const t = trialId ? this.trials.get(trialId) : undefined;
+    if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
+        const last = t.error ? `; last error: ${t.error}` : '; no worker reported an error (killed or timed out)';
+        await this.updateTrial(t, (x) => {
+          x.status = 'failed';
+          x.error = `MAX_DELIVERIES: gave up after ${deliveries} deliveries${last}`;
+        });
+        this.log.warn('trial.deliveries_exhausted', { sweepId: t.config.sweepId, trialId: t.config.trialId, deliveries });
+        this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
+      });
+      await this.afterTerminal(t.config.sweepId);
+    }
+    // The stream keeps such a message forever otherwise.
+    await this.queue.remove(seq);
+  }
+
+  /** Stops listening for queue advisories (the NATS connection is the caller's). */
+  close(): void {
+    this.advisories?.unsubscribe();
+    this.advisories = null;
   }
 
   private async rebuild(): Promise<void> {
@@ -111,6 +158,7 @@ export class Coordinator {
 
   private index(t: TrialRecord): void {
     this.trials.set(t.config.trialId, t);
+    if (t.queueSeq > 0) this.bySeq.set(t.queueSeq, t.config.trialId);
     let m = this.trialsBySweep.get(t.config.sweepId);
     if (!m) this.trialsBySweep.set(t.config.sweepId, (m = new Map()));
     m.set(t.config.trialId, t);

@@ -27,6 +27,7 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = sil
     port: grpc.port,
     stop: async () => {
       await grpc.close();
+      coordinator.close();
       await nc.drain().catch(() => nc.close());
     },
   };
