@@ -47,16 +47,24 @@ export interface LocalCluster {
  * Spawns a service as `node --import tsx <main.ts>`, copying its JSON log
  * lines to a file, and resolves once a line with `msg === readyMsg` appears.
  */
-export function spawnService(name: string, main: string, env: NodeJS.ProcessEnv, logFile: WriteStream, readyMsg: string, timeoutMs = 60_000): Promise<{ proc: ManagedProcess; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', main], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnService(
+  name: string, main: string, env: NodeJS.ProcessEnv, logFile: WriteStream, readyMsg: string,
+  opts: { timeoutMs?: number; onSpawn?: (p: ManagedProcess) => void; detached?: boolean } = {},
+): Promise<{ proc: ManagedProcess; ready: Record<string, unknown> }> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const child = spawn(process.execPath, ['--import', 'tsx', main], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   const exited = new Promise<number | string>((r) => child.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  // Registered before it is ready, so a failed start elsewhere can still stop it.
+  opts.onSpawn?.({ name, child, exited });
   return new Promise((resolve, reject) => {
     let buf = '';
     let ready = false;
-    const timer = setTimeout(() => {
+    const fail = (err: Error) => {
+      clearTimeout(timer);
       child.kill('SIGKILL');
-      reject(new Error(`${name} was not ready within ${timeoutMs} ms; see ${logFile.path}`));
-    }, timeoutMs);
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`${name} was not ready within ${timeoutMs} ms; see ${logFile.path}`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       logFile.write(chunk);
       if (ready) return;
@@ -72,8 +80,7 @@ export function spawnService(name: string, main: string, env: NodeJS.ProcessEnv,
             clearTimeout(timer);
             resolve({ proc: { name, child, exited }, ready: rec });
           } else if (rec.level === 'error') {
-            clearTimeout(timer);
-            reject(new Error(`${name}: ${String(rec.msg)} ${String(rec.error ?? '')}`));
+            fail(new Error(`${name}: ${String(rec.msg)} ${String(rec.error ?? '')}`));
           }
         } catch {
           /* not a log line */
@@ -106,22 +113,25 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const nats = opts.natsUrl ? null : await startNatsServer();
   const natsUrl = opts.natsUrl ?? nats!.url;
   const started: ManagedProcess[] = [];
+  // Own process group: Ctrl-C reaches only the CLI, which then stops workers first, then the coordinator, then NATS.
+  const spawnOpts = { detached: true, onSpawn: (p: ManagedProcess) => started.push(p) };
+  // If this process dies without stop(), take the children with it.
+  const killAll = () => started.forEach((p) => p.child.exitCode === null && p.child.kill('SIGKILL'));
+  process.once('exit', killAll);
   try {
     const coordLog = createWriteStream(join(logDir, 'coordinator.log'), { flags: 'a' });
     const { proc: coordinatorProcess, ready } = await spawnService(
       'coordinator', COORDINATOR_MAIN,
       { ...opts.env, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_GRPC_ADDRESS: opts.grpcAddress ?? '127.0.0.1:0' },
-      coordLog, 'coordinator.ready',
+      coordLog, 'coordinator.ready', spawnOpts,
     );
-    started.push(coordinatorProcess);
     const coordinator = `127.0.0.1:${Number(ready.port)}`;
     const workers: ManagedProcess[] = [];
     let n = 0;
     const addWorker = async (name = `worker-${++n}`) => {
       const wlog = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-      const { proc } = await spawnService(name, WORKER_MAIN, { ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready');
+      const { proc } = await spawnService(name, WORKER_MAIN, { ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready', spawnOpts);
       workers.push(proc);
-      started.push(proc);
       return proc;
     };
     await Promise.all(Array.from({ length: opts.workers ?? 2 }, () => addWorker()));
@@ -131,11 +141,13 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         await Promise.all(workers.map((w) => terminate(w)));
         await terminate(coordinatorProcess);
         await nats?.stop();
+        process.off('exit', killAll);
       },
     };
   } catch (err) {
     await Promise.all(started.map((p) => terminate(p, 2000)));
     await nats?.stop();
+    process.off('exit', killAll);
     throw err;
   }
 }

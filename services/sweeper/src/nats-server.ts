@@ -41,7 +41,8 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
 
   const launch = () =>
     new Promise<number>((resolve, reject) => {
-      child = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Own process group: a Ctrl-C meant for the CLI must not stop NATS before the workers have drained.
+      child = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       let log = '';
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -71,7 +72,16 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
     clearTimeout(t);
   };
 
-  port = await launch();
+  // Never outlive the process that started it.
+  const killOnExit = () => child?.exitCode === null && child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  try {
+    port = await launch();
+  } catch (err) {
+    process.off('exit', killOnExit);
+    if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     get url() {
       return `nats://127.0.0.1:${port}`;
@@ -82,6 +92,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
     storeDir,
     stop: async () => {
       await kill();
+      process.off('exit', killOnExit);
       if (ownStore) rmSync(storeDir, { recursive: true, force: true });
     },
     restart: async () => {

@@ -75,6 +75,11 @@ export class TrialConsumer {
         continue;
       }
       if (!msg) continue;
+      if (this.draining) {
+        // The pull was already waiting when the drain began: hand the trial straight back.
+        msg.nak(0);
+        break;
+      }
       await this.handle(msg, maxDeliver);
       this.trialsRun++;
       if (this.o.maxTrials && this.trialsRun >= this.o.maxTrials) break;
@@ -106,11 +111,13 @@ export class TrialConsumer {
       }
       log.info('trial.running', { backbone: cfg.backbone, unfreeze: cfg.unfreeze, learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
       let stoppedByDrain = false;
+      const plannedEpochs = cfg.headEpochs + (cfg.unfreeze > 0 ? cfg.fineTuneEpochs : 0);
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
           const d = await reporter.reportEpoch({ trialId: cfg.trialId, attempt, metrics: m });
           log.info('trial.epoch', { ...m, decision: d.action });
-          if (this.draining) {
+          // A drain stops the trial between epochs; after the last one the result is kept.
+          if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
             stoppedByDrain = true;
             return 'STOP';
           }
