@@ -218,10 +218,30 @@ export class Coordinator {
     const sweep: SweepRecord = { sweepId, spec, status: 'running', trialCount, reason: '', createdAtMs: Date.now(), finishedAtMs: 0 };
     await this.store.putSweep(sweep);
     this.sweeps.set(sweepId, sweep);
-    await this.createTrials(sweep);
+    // From here the sweep is stored: failing the call would make a retrying user submit it twice.
+    // If writing its trials or queueing them fails, finish that in the background instead.
+    try {
+      await this.createTrials(sweep);
+      await this.dispatch(sweepId);
+    } catch (err) {
+      this.log.error('sweep.setup_deferred', { sweepId, error: err });
+      this.completeSetupLater(sweep);
+    }
     this.log.info('sweep.submitted', { sweepId, name: spec.name, trials: trialCount });
-    await this.dispatch(sweepId);
     return sweep;
+  }
+
+  /** Retries creating and queueing a sweep's trials with capped backoff until it works (restart does the same). */
+  private completeSetupLater(sweep: SweepRecord, delayMs = 500): void {
+    setTimeout(() => {
+      this.createTrials(sweep)
+        .then(() => this.dispatch(sweep.sweepId))
+        .then(() => this.log.info('sweep.setup_completed', { sweepId: sweep.sweepId }))
+        .catch((err) => {
+          this.log.error('sweep.setup_deferred', { sweepId: sweep.sweepId, error: err });
+          this.completeSetupLater(sweep, Math.min(delayMs * 2, 30_000));
+        });
+    }, delayMs).unref();
   }
 
   private async createTrials(sweep: SweepRecord): Promise<void> {
