@@ -150,6 +150,41 @@ maxParallel: 1
     expect(await drained.exited).toBe(0);
   });
 
+  it('a coordinator restarted mid-sweep carries on: workers retry their reports, every trial completes once', async () => {
+    const sweep = await client.submit(`
+name: restart-test
+dataset: { kind: synthetic, classes: 3, perClass: 20, seed: 3 }
+backbones: [tiny_cnn]
+unfreeze: [0]
+learningRates: [0.01, 0.02, 0.03, 0.04]
+dropouts: [0.1]
+headEpochs: 25
+batchSize: 8
+headUnits: 8
+maxParallel: 2
+`);
+    // Wait until trials are running, then take the coordinator down and bring it back on the same port.
+    const watch = client.watch(sweep.sweepId);
+    for await (const e of watch) if (e.type === 'epoch' && e.epoch!.epoch >= 3) break;
+    await watch.return(undefined);
+    const port = coord.port;
+    await coord.stop();
+    await new Promise((r) => setTimeout(r, 1500)); // workers' reports fail and back off meanwhile
+    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: `127.0.0.1:${port}`, ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
+    client.close();
+    client = new TlsweepClient(`127.0.0.1:${coord.port}`);
+    await client.ready();
+    await waitFor(async () => (await client.get(sweep.sweepId)).finishedAtMs > 0, 60_000, 'sweep finished after restart');
+    const final = await client.get(sweep.sweepId);
+    expect(final.status).toBe('completed');
+    expect(final.counts).toMatchObject({ total: 4, completed: 4 });
+    const rows = (await client.query({ sweepId: sweep.sweepId })).rows;
+    for (const t of rows) {
+      expect(t.epochs).toBe(25);
+      expect(t.history.map((h) => h.epoch)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    }
+  });
+
   it('a restarted coordinator rebuilds the finished sweep from JetStream', async () => {
     const before = await client.list();
     await coord.stop();
