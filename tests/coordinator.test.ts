@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { Coordinator, toGrpcStatus, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { waitFor } from './helpers/wait-for.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 const spec = (maxParallel = 2) => `
@@ -19,7 +21,8 @@ describe('coordinator over a real JetStream', () => {
   let nc: NatsConnection;
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    // Reconnect forever: one test takes the server down for a while.
+    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   });
   afterAll(async () => {
     await nc?.close();
@@ -113,4 +116,26 @@ describe('coordinator over a real JetStream', () => {
     again.ack();
     expect(c.counts(sweep.sweepId)).toMatchObject({ cancelled: 4 });
   });
+
+  // Last in this file: it takes the shared nats-server down for a while.
+  it('a report that cannot be stored is refused as UNAVAILABLE and leaves no trace; the retry after the outage lands once', async () => {
+    const c = await Coordinator.start({ nc });
+    const sweep = await c.submitSweep(spec(1));
+    const [t] = c.trialsOf(sweep.sweepId);
+    await c.trialStarted({ trialId: t.config.trialId, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
+    const epoch = { phase: 'head' as const, epoch: 1, loss: 1, accuracy: 0.5, valLoss: 1, valAccuracy: 0.5, seconds: 0.1 };
+    await nats.down();
+    const err = await c.reportEpoch({ trialId: t.config.trialId, attempt: 1, metrics: epoch }).catch((e: unknown) => e);
+    expect(toGrpcStatus(err).code).toBe(grpcStatus.UNAVAILABLE);
+    // Memory was rolled back: it never runs ahead of KV.
+    expect(c.getTrial(t.config.trialId).history).toHaveLength(0);
+    await nats.up();
+    // The worker's retry lands (the client reconnects on its own).
+    const d = await waitFor(() => c.reportEpoch({ trialId: t.config.trialId, attempt: 1, metrics: epoch }).catch(() => null), 20_000, 'report after outage');
+    expect(d.action).toBe('CONTINUE');
+    const rebuilt = await Coordinator.start({ nc });
+    expect(rebuilt.getTrial(t.config.trialId).history).toHaveLength(1);
+    c.close();
+    rebuilt.close();
+  }, 60_000);
 });

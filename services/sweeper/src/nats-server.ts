@@ -22,6 +22,10 @@ export interface RunningNatsServer {
   stop(): Promise<void>;
   /** Kills and starts it again on the same port and store (chaos tests). */
   restart(): Promise<void>;
+  /** Stops it, keeping port and store, until `up()` (outage tests). */
+  down(): Promise<void>;
+  /** Starts it again after `down()`, on the same port and store. */
+  up(): Promise<void>;
 }
 
 /** Finds nats-server, or throws with the command that installs it. */
@@ -97,6 +101,10 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
     },
     restart: async () => {
       await kill();
+      port = await launch();
+    },
+    down: () => kill(),
+    up: async () => {
       port = await launch();
     },
   };
