@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { PreprocessMode } from '../preprocess.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
@@ -16,6 +17,14 @@ export interface Backbone {
    * its input unchanged; call it inside `tf.tidy`.
    */
   preprocess(x01: tf.Tensor4D): tf.Tensor4D;
+  /** The named mode `preprocess` implements (stored with exported models; see preprocess.ts). */
+  preprocessing: PreprocessMode;
+  /**
+   * Index in `model.layers` of the first layer of each whole block (residual,
+   * inverted-residual, dense, inception, cell), ascending; what the spec's
+   * `unfreeze: { blocks: N }` counts from the top.
+   */
+  blockStarts: readonly number[];
   /** True when the weights were learnt on some other task. */
   pretrained: boolean;
   /** Where the weights came from, for the leaderboard. */

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MobileNetV2Model } from 'nsfwjs/models/mobilenet_v2';
 import type { Backbone } from './backbone.js';
+import { blockStartsByName, mobileNetV2BlockOf } from './blocks.js';
 
 
 const NSFWJS_VERSION = '4.3.0';
@@ -123,6 +124,8 @@ export async function loadMobileNetV2(size: number): Promise<Backbone> {
     inputSize: [size, size],
     // nsfwjs feeds the network x / 255, i.e. exactly the [0, 1] images we receive.
     preprocess: (x01) => x01,
+    preprocessing: 'unit',
+    blockStarts: blockStartsByName(model, mobileNetV2BlockOf),
     pretrained: true,
     weightsSource: WEIGHTS_SOURCE,
   };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from './backbone.js';
+import { blockStartsByName, mobileNetV2BlockOf } from './blocks.js';
 
 
 const STEM_FILTERS = 8;
@@ -96,6 +97,8 @@ export function buildTinyCnn(size: number, seed: number): Backbone {
     model,
     inputSize: [size, size],
     preprocess: (x01) => x01,
+    preprocessing: 'unit',
+    blockStarts: blockStartsByName(model, mobileNetV2BlockOf),
     pretrained: false,
     weightsSource: `random init (seed ${seed})`,
   };

@@ -1,0 +1,35 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * How a backbone's weights expect their input, from images with pixels in
+ * [0, 1]. The Keras names (`preprocess_input(mode=...)`) where one applies:
+ * - `unit`: x, unchanged ([0, 1]; what nsfwjs trained its models on).
+ * - `tf`: x·2 − 1, in [−1, 1] (Keras MobileNet, MobileNetV2, InceptionV3, NASNet).
+ * - `torch`: (x − ImageNet mean) / ImageNet std, per RGB channel (Keras DenseNet).
+ * - `caffe`: RGB → BGR, ×255, minus the ImageNet BGR mean (Keras VGG16, ResNet50).
+ * - `raw255`: x·255 (Keras EfficientNet normalises inside the model).
+ */
+export type PreprocessMode = 'unit' | 'tf' | 'torch' | 'caffe' | 'raw255';
+
+export const PREPROCESS_MODES: readonly PreprocessMode[] = Object.freeze(['unit', 'tf', 'torch', 'caffe', 'raw255']);
+
+const IMAGENET_MEAN_RGB = [0.485, 0.456, 0.406];
+const IMAGENET_STD_RGB = [0.229, 0.224, 0.225];
+// Keras imagenet_utils caffe mode: BGR means on the 0..255 scale.
+const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68];
+
+/** Maps `x01` ([n, H, W, 3], pixels in [0, 1]) as `mode` says. Call inside `tf.tidy`. */
+export function applyPreprocessing(mode: PreprocessMode, x01: tf.Tensor4D): tf.Tensor4D {
+  switch (mode) {
+    case 'unit':
+      return x01;
+    case 'tf':
+      return x01.mul(2).sub(1);
+    case 'torch':
+      return x01.sub(tf.tensor1d(IMAGENET_MEAN_RGB)).div(tf.tensor1d(IMAGENET_STD_RGB));
+    case 'caffe':
+      return tf.reverse(x01, -1).mul(255).sub(tf.tensor1d(CAFFE_MEAN_BGR));
+    case 'raw255':
+      return x01.mul(255);
+  }
+}
