@@ -57,7 +57,7 @@ describe('sweep spec validation', () => {
     ['search: random\nmaxTrials:', 'maxTrials', 'required when search is random'],
     ['backbones: []', 'backbones', 'non-empty list'],
     ['backbones: [MobileNet!]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
-    ['backbones: [resnet50]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
+    ['backbones: [alexnet]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
     ['unfreeze: [0, 155]', 'unfreeze[1]', 'below 155, the layer count of backbone mobilenet_v2'],
     ['imageSize: 24', 'imageSize', 'at least 32 for backbone mobilenet_v2'],
     ['colour: blue', 'colour', 'unknown field'],

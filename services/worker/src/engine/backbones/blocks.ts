@@ -3,15 +3,16 @@ import type * as tf from '@tensorflow/tfjs';
 /**
  * Block boundaries from Keras layer names: `blockOf(name)` names the block a
  * layer belongs to (e.g. 'block_3' for 'block_3_expand_BN'); each index where
- * that name changes starts a block. The input layer (index 0) never starts one:
- * it holds no weights to unfreeze.
+ * that name changes starts a block. `null` puts a layer in the block before it
+ * (e.g. DenseNet's final `bn`, which has no block of its own). The input layer
+ * (index 0) never starts one: it holds no weights to unfreeze.
  */
-export function blockStartsByName(model: tf.LayersModel, blockOf: (layerName: string) => string): number[] {
+export function blockStartsByName(model: tf.LayersModel, blockOf: (layerName: string) => string | null): number[] {
   const starts: number[] = [];
   let current: string | undefined;
   model.layers.forEach((layer, i) => {
     if (i === 0) return;
-    const block = blockOf(layer.name);
+    const block = blockOf(layer.name) ?? current;
     if (block !== current) starts.push(i);
     current = block;
   });

@@ -18,6 +18,11 @@ export const BACKBONE_CATALOG: Readonly<Record<string, BackboneInfo>> = Object.f
   // Keras MobileNetV2 from nsfwjs@4.3.0, cut after out_relu.
   mobilenet_v2: { defaultSize: 96, minSize: 32, layers: 155, pretrained: true },
   tiny_cnn: { defaultSize: 32, minSize: 16, layers: 24, pretrained: false },
+  // Keras applications built in code (include_top=False); 32 px is Keras' own minimum for each.
+  vgg16: { defaultSize: 224, minSize: 32, layers: 19, pretrained: false },
+  resnet50: { defaultSize: 224, minSize: 32, layers: 175, pretrained: false },
+  mobilenet: { defaultSize: 224, minSize: 32, layers: 86, pretrained: false },
+  densenet121: { defaultSize: 224, minSize: 32, layers: 427, pretrained: false },
 });
 
 /** Names accepted by loadBackbone and by sweep specs. */

@@ -1,8 +1,12 @@
 import { EngineConfigError } from '../errors.js';
 import type { Backbone, BackboneOptions } from './backbone.js';
 import { backboneInfo, KNOWN_BACKBONES, type BackboneInfo } from './catalog.js';
+import { buildDenseNet121 } from './densenet121.js';
+import { buildMobileNet } from './mobilenet.js';
 import { loadMobileNetV2 } from './mobilenet-v2.js';
+import { buildResNet50 } from './resnet50.js';
 import { buildTinyCnn } from './tiny-cnn.js';
+import { buildVgg16 } from './vgg16.js';
 
 export { KNOWN_BACKBONES };
 
@@ -13,6 +17,10 @@ interface BackboneEntry extends BackboneInfo {
 const LOADERS: Record<string, BackboneEntry['load']> = {
   mobilenet_v2: (size) => loadMobileNetV2(size),
   tiny_cnn: async (size, seed) => buildTinyCnn(size, seed),
+  vgg16: async (size, seed) => buildVgg16(size, seed),
+  resnet50: async (size, seed) => buildResNet50(size, seed),
+  mobilenet: async (size, seed) => buildMobileNet(size, seed),
+  densenet121: async (size, seed) => buildDenseNet121(size, seed),
 };
 
 function entryFor(name: string): BackboneEntry {
