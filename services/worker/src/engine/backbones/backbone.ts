@@ -3,7 +3,7 @@ import type { PreprocessMode } from '../preprocess.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
-  /** Registry name: 'mobilenet_v2' | 'tiny_cnn'. */
+  /** Registry name: a key of BACKBONE_CATALOG (catalog.ts). */
   name: string;
   /**
    * Input [null, H, W, 3] → last feature map. Fresh weights on every load:
@@ -33,8 +33,8 @@ export interface Backbone {
 
 /** Options for {@link loadBackbone}. */
 export interface BackboneOptions {
-  /** Square input size in pixels. @default the backbone's own default (96 for mobilenet_v2, 32 for tiny_cnn) */
+  /** Square input size in pixels. @default the backbone's own default (catalog.ts: 96 for mobilenet_v2, 32 for tiny_cnn, 224 for the Keras applications) */
   imageSize?: number;
-  /** Seed for randomly initialised weights (tiny_cnn). @default 0 */
+  /** Seed for randomly initialised weights (every backbone without shipped weights). @default 0 */
   seed?: number;
 }
