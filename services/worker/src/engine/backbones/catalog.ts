@@ -18,6 +18,12 @@ export const BACKBONE_CATALOG: Readonly<Record<string, BackboneInfo>> = Object.f
   // Keras MobileNetV2 from nsfwjs@4.3.0, cut after out_relu.
   mobilenet_v2: { defaultSize: 96, minSize: 32, layers: 155, pretrained: true },
   tiny_cnn: { defaultSize: 32, minSize: 16, layers: 24, pretrained: false },
+  // Keras InceptionV3 from nsfwjs@4.3.0, cut at mixed10; Keras' minimum input is 75.
+  inception_v3: { defaultSize: 299, minSize: 75, layers: 311, pretrained: true },
+  // Keras EfficientNetB0(include_top=False, weights=None), built in code.
+  efficientnet_b0: { defaultSize: 224, minSize: 32, layers: 237, pretrained: false },
+  // Keras NASNetMobile(include_top=False, weights=None), built in code.
+  nasnet_mobile: { defaultSize: 224, minSize: 32, layers: 769, pretrained: false },
 });
 
 /** Names accepted by loadBackbone and by sweep specs. */
