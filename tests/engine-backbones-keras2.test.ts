@@ -51,6 +51,10 @@ describe('inception_v3', () => {
     expect(nsfwjs.model.layers.length).toBe(311);
     expect(nsfwjs.model.layers.at(-1)?.name).toBe('mixed10');
     expect(nsfwjs.model.countParams()).toBe(21_802_784);
+    // The weights came from the bundle (loading is not strict): the last BatchNorm's statistics are not their initial 0 / 1.
+    const [, mean, variance] = nsfwjs.model.getLayer('batch_normalization_94').getWeights();
+    expect(mean.dataSync().some((v) => v !== 0)).toBe(true);
+    expect(variance.dataSync().some((v) => v !== 1)).toBe(true);
     const y = tf.tidy(() => nsfwjs.model.predict(nsfwjs.preprocess(tf.randomUniform([2, 75, 75, 3], 0, 1, 'float32', 9) as tf.Tensor4D)) as tf.Tensor);
     expect(y.shape).toEqual([2, 1, 1, 2048]);
     const values = y.dataSync();
