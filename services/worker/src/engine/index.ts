@@ -1,7 +1,7 @@
 export { selectBackend, registeredWasmGradientKernels, BACKEND_ORDER } from './backend.js';
 export type { BackendName, BackendSelection } from './backend.js';
 export { loadBackbone, backboneInputSize, KNOWN_BACKBONES } from './backbones/registry.js';
-export type { Backbone, BackboneOptions } from './backbones/backbone.js';
+export type { Backbone, BackboneOptions, BackboneWeights } from './backbones/backbone.js';
 export { cleanCutIndices, cutForUnfreeze } from './clean-cuts.js';
 export { enforceBatchNormSemantics } from './batchnorm.js';
 export type { BatchNormOptions } from './batchnorm.js';
