@@ -67,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
     const cluster = await startLocalCluster({ workers: intOpt('workers', o.workers, 2), env: clusterEnv() });
     writeClusterFile({ coordinator: cluster.coordinator, natsUrl: cluster.natsUrl, pid: process.pid, startedAt: new Date().toISOString() });
     console.log(`tlsweep cluster up: coordinator ${cluster.coordinator}, NATS ${cluster.natsUrl}, ${cluster.workers.length} workers; logs in ${cluster.logDir}`);
+    if (cluster.dashboardUrl) console.log(`dashboard: ${cluster.dashboardUrl} (metrics at ${cluster.dashboardUrl}metrics)`);
     console.log('Submit with `tlsweep submit examples/demo.yaml --watch` in another terminal; Ctrl-C stops the cluster.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
