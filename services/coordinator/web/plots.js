@@ -38,6 +38,13 @@ function extent(values) {
   return [lo, hi];
 }
 
+/** extent() widened by 6% each side, so marks at the extremes stay inside the axes. */
+function padded(values) {
+  const [lo, hi] = extent(values);
+  const m = (hi - lo) * 0.06;
+  return [lo - m, hi + m];
+}
+
 /**
  * Learning curves of the selected trials: loss (left) and accuracy (right),
  * validation solid and training dashed; a dotted line marks where fine-tuning began.
@@ -69,8 +76,10 @@ export function drawCurves(canvas, trials, legendEl) {
     ctx.strokeRect(p.x0, 20, p.x1 - p.x0, H - 45);
     ctx.fillStyle = '#333';
     ctx.fillText(p.title, p.x0, 14);
-    ctx.fillText(hi.toPrecision(3), 2, 26);
-    ctx.fillText(lo.toPrecision(3), 2, H - 25);
+    ctx.textAlign = 'right';
+    ctx.fillText(hi.toPrecision(3), p.x0 - 3, 26);
+    ctx.fillText(lo.toPrecision(3), p.x0 - 3, H - 25);
+    ctx.textAlign = 'left';
     ctx.fillText('epoch', (p.x0 + p.x1) / 2 - 15, H - 8);
     trials.forEach((t, i) => {
       const colour = PALETTE[i % PALETTE.length];
@@ -100,7 +109,6 @@ export function drawCurves(canvas, trials, legendEl) {
     });
   }
   ctx.setLineDash([]);
-  legendEl.textContent = trials.map((t, i) => `${['■'][0]} ${t.trialId.slice(-8)} (${t.backbone}, lr ${t.learningRate})`).join('  ');
   legendEl.innerHTML = trials
     .map((t, i) => `<span style="color:${PALETTE[i % PALETTE.length]}">■</span> ${t.trialId.slice(-8)}`)
     .join(' ') + ' — solid: validation, dashed: training, dotted: fine-tune starts';
@@ -159,7 +167,7 @@ export function drawPerBackbone(svg, groups) {
   const max = Math.max(...rows.map((g) => g.best), 1e-9);
   rows.forEach((g, i) => {
     const y = 20 + i * (barH + 6);
-    const w = (g.best / max) * 360;
+    const w = (g.best / max) * 300;
     svg.appendChild(el('text', { x: 130, y: y + barH / 2 + 4, 'text-anchor': 'end' }, g.key));
     svg.appendChild(el('rect', { x: 140, y, width: Math.max(1, w), height: barH, fill: PALETTE[i % PALETTE.length], 'data-testid': 'bar' }));
     svg.appendChild(el('text', { x: 146 + w, y: y + barH / 2 + 4 }, `${(100 * g.best).toFixed(1)}% (n=${g.count})`));
@@ -171,14 +179,14 @@ export function drawPareto(svg, pts, onPick) {
   clear(svg);
   const idx = pts.trialId.map((_, i) => i).filter((i) => pts.valAccuracy[i] !== null && pts.seconds[i] > 0);
   if (!idx.length) return empty(svg, 'no finished trials yet');
-  const [xlo, xhi] = extent(idx.map((i) => pts.seconds[i]));
-  const [ylo, yhi] = extent(idx.map((i) => pts.valAccuracy[i]));
+  const [xlo, xhi] = padded(idx.map((i) => pts.seconds[i]));
+  const [ylo, yhi] = padded(idx.map((i) => pts.valAccuracy[i]));
   const x = (v) => 50 + ((v - xlo) / (xhi - xlo)) * 480;
   const y = (v) => 250 - ((v - ylo) / (yhi - ylo)) * 220;
   svg.appendChild(el('line', { x1: 50, x2: 530, y1: 250, y2: 250, stroke: '#444' }));
   svg.appendChild(el('line', { x1: 50, x2: 50, y1: 30, y2: 250, stroke: '#444' }));
   svg.appendChild(el('text', { x: 290, y: 275, 'text-anchor': 'middle' }, 'training seconds'));
-  svg.appendChild(el('text', { x: 52, y: 24 }, `val accuracy ${(100 * ylo).toFixed(1)}–${(100 * yhi).toFixed(1)}%`));
+  svg.appendChild(el('text', { x: 52, y: 24 }, `val accuracy ${(100 * Math.max(0, ylo)).toFixed(1)}–${(100 * Math.min(1, yhi)).toFixed(1)}%, seconds ${Math.max(0, xlo).toFixed(1)}–${xhi.toFixed(1)}`));
   const backbones = [...new Set(pts.backbone)].sort();
   for (const i of idx) {
     const c = el('circle', { cx: x(pts.seconds[i]), cy: y(pts.valAccuracy[i]), r: 3.5, fill: PALETTE[backbones.indexOf(pts.backbone[i]) % PALETTE.length], 'fill-opacity': 0.7 });
