@@ -156,6 +156,8 @@ setInterval(async () => {
   state.dirty = false;
   const sweep = await api(`/api/sweeps/${encodeURIComponent(state.sweepId)}`);
   renderSummary(sweep);
+  const option = [...$('sweep-select').options].find((o) => o.value === sweep.sweepId);
+  if (option) option.textContent = `${sweep.name} — ${sweep.status} (${sweep.counts.total})`;
   await refreshTable();
 }, 1000);
 setInterval(async () => {
