@@ -74,6 +74,18 @@ describe('dashboard HTTP API, SSE and /metrics on a real coordinator', () => {
     expect(c.getSweep(sweepId).status).toBe('running');
   });
 
+  it('serves feature-map layers and PNGs for the sweep\'s backbone, naming a bad layer', async () => {
+    const layers = (await get(`/api/layers?sweep=${sweepId}`)).body as { layers: Array<{ name: string }> };
+    expect(layers.layers.map((l) => l.name)).toContain('Conv1');
+    const res = await fetch(new URL(`/api/feature-maps.png?sweep=${sweepId}&layer=Conv1&image=2`, dash.url));
+    expect(res.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await res.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+    const bad = await get(`/api/feature-maps.png?sweep=${sweepId}&layer=nope`);
+    expect(bad.status).toBe(400);
+    expect((bad.body as { violations: Array<{ field: string }> }).violations[0].field).toBe('layer');
+    expect((await get(`/api/layers?sweep=${sweepId}&backbone=vgg99`)).status).toBe(400);
+  });
+
   it('sends plot points with the Pareto front', async () => {
     const pts = (await get(`/api/sweeps/${sweepId}/points`)).body as { trialId: string[]; paretoTrialIds: string[]; value: number[] };
     expect(pts.trialId).toHaveLength(3);

@@ -74,6 +74,14 @@ describe('dashboard in a real headless Chromium', () => {
     });
     expect(inked).toBeGreaterThan(500);
 
+    // Feature maps: the coordinator computes the grid for the sweep's backbone and one of its images.
+    await page.waitForFunction(() => (document.getElementById('fm-layer') as HTMLSelectElement).options.length > 5, null, { timeout: 30_000 });
+    await page.selectOption('#fm-layer', 'block_1_expand_relu');
+    await page.waitForFunction(() => {
+      const img = document.getElementById('fm-img') as HTMLImageElement;
+      return img.complete && img.naturalWidth > 100 && img.src.includes('block_1_expand_relu');
+    }, null, { timeout: 30_000 });
+
     // Selecting a row plots that trial's curves.
     await page.getByTestId('row').nth(1).click();
     await page.waitForFunction(() => document.getElementById('curves-legend')!.textContent!.includes('solid: validation'));

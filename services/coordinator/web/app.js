@@ -126,6 +126,24 @@ function confusionOf(trial) {
   return { matrix, classNames: m.classNames ?? trial.extra?.classNames };
 }
 
+const withToken = (path) => (token ? `${path}&token=${encodeURIComponent(token)}` : path);
+
+/** Fills the feature-map panel's layer list (loads the backbone on the coordinator the first time). */
+async function loadLayers() {
+  const backbone = $('fm-backbone').value;
+  const r = await api(`/api/layers?sweep=${encodeURIComponent(state.sweepId)}&backbone=${encodeURIComponent(backbone)}`);
+  const mid = r.layers[Math.floor(r.layers.length / 4)]?.name;
+  $('fm-layer').innerHTML = r.layers.map((l) => `<option value="${escapeHtml(l.name)}">${escapeHtml(l.name)} (${l.shape.join('×')})</option>`).join('');
+  if (mid) $('fm-layer').value = mid;
+  showFeatureMaps();
+}
+
+function showFeatureMaps() {
+  const q = `sweep=${encodeURIComponent(state.sweepId)}&backbone=${encodeURIComponent($('fm-backbone').value)}&layer=${encodeURIComponent($('fm-layer').value)}&image=${Number($('fm-image').value) || 0}`;
+  const img = $('fm-img');
+  img.src = withToken(`/api/feature-maps.png?${q}`);
+}
+
 async function openSweep() {
   history.replaceState(null, '', `?sweep=${encodeURIComponent(state.sweepId)}`);
   state.selected = [];
@@ -134,6 +152,8 @@ async function openSweep() {
   await refreshTable();
   await refreshPlots(sweep);
   listen();
+  $('fm-backbone').innerHTML = sweep.axes.backbones.map((b) => `<option>${escapeHtml(b)}</option>`).join('');
+  void loadLayers().catch((err) => ($('fm-label').textContent = err.message));
 }
 
 // Live updates: events only mark the page dirty; a timer re-queries what is
@@ -166,6 +186,10 @@ setInterval(async () => {
   const sweep = await api(`/api/sweeps/${encodeURIComponent(state.sweepId)}`);
   await refreshPlots(sweep);
 }, 3000);
+
+$('fm-backbone').addEventListener('change', () => void loadLayers());
+$('fm-layer').addEventListener('change', showFeatureMaps);
+$('fm-image').addEventListener('change', showFeatureMaps);
 
 $('sweep-select').addEventListener('change', (e) => {
   state.sweepId = e.target.value;

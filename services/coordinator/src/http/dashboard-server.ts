@@ -59,6 +59,27 @@ function tokenAllowed(token: string, allowed: readonly string[]): boolean {
   });
 }
 
+/** GET /api/layers?sweep=&backbone= and GET /api/feature-maps.png?sweep=&backbone=&layer=&image=N. */
+async function featureMapRoute(coordinator: Coordinator, url: URL, res: ServerResponse): Promise<void> {
+  const sweep = coordinator.getSweep(url.searchParams.get('sweep') ?? '');
+  const backbone = url.searchParams.get('backbone') ?? sweep.spec.backbones[0];
+  if (!sweep.spec.backbones.includes(backbone)) {
+    throw new InvalidArgumentError([{ field: 'backbone', message: `must be one of the sweep's backbones: ${sweep.spec.backbones.join(', ')}; got ${JSON.stringify(backbone)}` }], 'invalid query');
+  }
+  const fm = await import('./feature-map-route.js');
+  if (url.pathname === '/api/layers') {
+    sendJson(res, 200, await fm.layersOf(backbone, sweep.spec.imageSize));
+    return;
+  }
+  const image = Number(url.searchParams.get('image') ?? '0');
+  if (!Number.isInteger(image) || image < 0) throw new InvalidArgumentError([{ field: 'image', message: `must be a non-negative integer; got ${JSON.stringify(url.searchParams.get('image'))}` }], 'invalid query');
+  const layer = url.searchParams.get('layer');
+  if (!layer) throw new InvalidArgumentError([{ field: 'layer', message: 'required: a layer name from /api/layers' }], 'invalid query');
+  const { png, label } = await fm.featureMapPng(backbone, sweep.spec.imageSize, sweep.spec.datasets[0], image, layer);
+  res.writeHead(200, { 'content-type': 'image/png', 'cache-control': 'private, max-age=3600', 'x-image-label': encodeURIComponent(label) });
+  res.end(png);
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = toJson(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -126,6 +147,10 @@ export async function startDashboardServer(coordinator: Coordinator, opts: Dashb
       };
       streams.add(stop);
       req.on('close', stop);
+      return;
+    }
+    if (url.pathname === '/api/layers' || url.pathname === '/api/feature-maps.png') {
+      await featureMapRoute(coordinator, url, res);
       return;
     }
     if (needsToken) {
