@@ -133,7 +133,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     let n = 0;
     const addWorker = async (name = `worker-${++n}`) => {
       const wlog = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-      const { proc } = await spawnService(name, WORKER_MAIN, { ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready', spawnOpts);
+      const { proc } = await spawnService(name, WORKER_MAIN, { TLSWEEP_METRICS_ADDRESS: '127.0.0.1:0', ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready', spawnOpts);
       workers.push(proc);
       return proc;
     };
