@@ -63,6 +63,9 @@ export type TrialCounts = Record<TrialStatus, number> & { total: number };
  * reports in, leaderboard out. Every change is written to JetStream KV before
  * the in-memory view (and watchers) see it; `start` rebuilds from KV.
  */
+// A symbol, so no sweep id can collide with the all-sweeps channel.
+const ALL_SWEEPS = Symbol('all sweeps');
+
 export class Coordinator {
   private readonly sweeps = new Map<string, SweepRecord>();
   private readonly trialsBySweep = new Map<string, Map<string, TrialRecord>>();
@@ -200,6 +203,18 @@ export class Coordinator {
 
   private emit(e: SweepEvent): void {
     this.events.emit(e.sweepId, e);
+    this.events.emit(ALL_SWEEPS, e);
+  }
+
+  /** Trials waiting in the work queue and delivered but unacknowledged (metrics, autoscaling). */
+  queueLag(): Promise<{ pending: number; inFlight: number }> {
+    return this.queue.consumerLag();
+  }
+
+  /** Listens to every sweep's events (metrics, the dashboard's sweep list); returns the unsubscribe function. */
+  subscribeAll(fn: (e: SweepEvent) => void): () => void {
+    this.events.on(ALL_SWEEPS, fn);
+    return () => this.events.off(ALL_SWEEPS, fn);
   }
 
   /** Listens to one sweep's events; returns the unsubscribe function. */

@@ -24,3 +24,8 @@ export { TERMINAL_TRIAL_STATUSES, TRIAL_STATUSES } from './records.js';
 export type { TrialRecord, SweepRecord, TrialStatus, SweepStatus, EpochRecord, TrialTask } from './records.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger } from './log.js';
+export { startDashboardServer } from './http/dashboard-server.js';
+export type { DashboardOptions, RunningDashboard } from './http/dashboard-server.js';
+export { paretoFront } from './http/api-routes.js';
+export { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
+export type { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
