@@ -10,6 +10,8 @@ import { createHead, type Head } from './head.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { AugmentationConfig } from './augment-config.js';
+import { passInput } from './augmented-passes.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
 export interface TrialHyperparams {
@@ -34,6 +36,8 @@ export interface TrialHyperparams {
   seed: number;
   /** Let unfrozen BatchNormalization layers use batch statistics in phase 2 (see batchnorm.ts). @default false */
   trainBatchNorm?: boolean;
+  /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
+  augmentation?: AugmentationConfig | null;
 }
 
 export interface EpochReport {
@@ -219,7 +223,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('features');
     const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
-    const { pooled, tail } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo }, (t) => res.keep(t));
+    const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
@@ -234,7 +239,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       history.push(r);
       return hooks.onEpoch(r);
     };
-    const phase1 = await fitEpochs(headModel, pooled.train, y.train, {
+    const phase1 = await fitEpochs(headModel, passInput(trainPasses.pooled, 0), y.train, {
       epochs: hp.headEpochs,
       batchSize: hp.batchSize,
       random,
@@ -254,7 +259,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       const fineTuneModel = tf.model({ inputs: tail.input, outputs: head.apply(tail.output), name: 'finetune' });
       compile(fineTuneModel, hp.learningRate * hp.fineTuneLrFactor, res);
       hooks.onModel?.('finetune', fineTuneModel);
-      const phase2 = await fitEpochs(fineTuneModel, tail.activations.train, y.train, {
+      const phase2 = await fitEpochs(fineTuneModel, passInput(trainPasses.activations!, history.length), y.train, {
         epochs: hp.fineTuneEpochs,
         batchSize: hp.batchSize,
         random,
