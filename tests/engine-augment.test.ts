@@ -14,6 +14,7 @@ import { loadBackbone } from '../services/worker/src/engine/backbones/registry.j
 import { computeTrialFeatures } from '../services/worker/src/engine/trial-features.js';
 import { cutForUnfreeze } from '../services/worker/src/engine/clean-cuts.js';
 import { disposeData, stripesDataset } from './engine-helpers.js';
+import { parseSweepSpec } from '../services/coordinator/src/index.js';
 
 const NONE: AugmentationConfig = { rotation: [0, 0], widthShift: [0, 0], heightShift: [0, 0], horizontalFlip: false, zoom: [1, 1], fillMode: 'nearest', passes: 1 };
 const aug = (a: Partial<AugmentationConfig>): AugmentationConfig => ({ ...NONE, ...a });
@@ -133,6 +134,11 @@ describe('augmentation determinism and config', () => {
     expect(v.map((e) => e.field).sort()).toEqual(['augmentation.fillMode', 'augmentation.passes', 'augmentation.rotation', 'augmentation.shear']);
     expect(v.find((e) => e.field === 'augmentation.fillMode')!.message).toMatch(/only 'nearest'.*"reflect"/);
     expect(isIdentityAugmentation(normalizeAugmentation({ passes: 3 }, []))).toBe(true);
+    // The sweep spec carries it (validated, defaults filled) to every trial; bad knobs are INVALID_ARGUMENT.
+    const spec = 'name: a\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01]\ndropouts: [0]\n';
+    expect(parseSweepSpec(spec).augmentation).toBeNull();
+    expect(parseSweepSpec(`${spec}augmentation: {rotation: 10, passes: 2}`).augmentation).toMatchObject({ rotation: [-10, 10], passes: 2 });
+    expect(() => parseSweepSpec(`${spec}augmentation: {fillMode: constant}`)).toThrow(/augmentation\.fillMode: only 'nearest'/);
     expect(isIdentityAugmentation(recipe)).toBe(false);
   });
 });

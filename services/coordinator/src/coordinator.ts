@@ -520,5 +520,6 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnT
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    augmentation: spec.augmentation ?? null,
   };
 }
