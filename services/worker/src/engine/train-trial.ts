@@ -12,6 +12,8 @@ import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } fro
 import type { LoadedDataset } from '../data/load-dataset.js';
 import type { AugmentationConfig } from './augment-config.js';
 import { passInput } from './augmented-passes.js';
+import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
+import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
 export interface TrialHyperparams {
@@ -93,6 +95,10 @@ export interface TrialOutcome {
   /** Layer whose (cached) output fed phase 2; the backbone's last layer when phase 2 did not run. */
   cutLayer: string;
   history: EpochReport[];
+  /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
+  testMetrics: ClassificationMetrics;
+  /** Wall seconds per phase. */
+  phaseSeconds: PhaseSeconds;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -197,6 +203,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  */
 export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
+  const timer = new PhaseTimer();
+  hooks = timer.wrap(hooks);
   validate(hp, data);
   const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
   const layerCount = backbone.model.layers.length;
@@ -275,6 +283,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('evaluate');
     const val = await evaluate(finalModel, finalInputs.val, y.val, hp.batchSize);
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
+    const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
     return {
       valAccuracy: val.accuracy,
@@ -291,6 +300,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       trainableParams: params.trainable,
       cutLayer,
       history,
+      testMetrics,
+      phaseSeconds: timer.stop(),
     };
   } finally {
     res.release();
