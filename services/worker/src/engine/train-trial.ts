@@ -195,7 +195,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  * backbone (computed once, in inference mode); phase 2 fine-tunes the top
  * `unfreeze` backbone layers with the head, on activations cached at the
  * deepest clean cut below them. The cache-then-tail split is exact because
- * the frozen prefix runs in inference mode and there is no augmentation; the
+ * the frozen prefix runs in inference mode and augmentation comes before it
+ * (augmented-passes.ts); the
  * cache is computed with BatchNorm folded into the convolutions
  * (folded-inference.ts), which changes it only by float rounding.
  *
