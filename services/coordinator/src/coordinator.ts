@@ -20,6 +20,8 @@ import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll } from './searchers/searcher.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
 import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
+import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
 
 export interface CoordinatorOptions {
@@ -53,6 +55,7 @@ export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
   epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
   pretrained?: boolean; weightsSource?: string; backend?: string;
+  testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
 }
 export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
 
@@ -484,6 +487,8 @@ export class Coordinator {
         if (r.pretrained !== undefined) x.pretrained = r.pretrained;
         if (r.weightsSource) x.weightsSource = r.weightsSource;
         if (r.backend) x.backend = r.backend;
+        if (r.testMetrics) x.testMetrics = r.testMetrics;
+        if (r.phaseSeconds) x.phaseSeconds = r.phaseSeconds;
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
@@ -535,5 +540,6 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnT
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    augmentation: spec.augmentation ?? null,
   };
 }

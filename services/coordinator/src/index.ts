@@ -5,6 +5,7 @@ export type { CoordinatorConfig } from './config.js';
 export { startCoordinator } from './start-coordinator.js';
 export type { RunningCoordinator } from './start-coordinator.js';
 export { startGrpcServer, PROTO_FILE } from './grpc/server.js';
+export { testMetricsToPb, testMetricsFromPb, MAX_CONFUSION_CLASSES } from './grpc/convert.js';
 export { CoordinatorError, InvalidArgumentError, NotFoundError, FailedPreconditionError, toGrpcStatus } from './errors.js';
 export type { FieldViolation, CoordinatorErrorCode } from './errors.js';
 export { parseSweepSpec, validateSweepSpec } from './spec/validate-spec.js';

@@ -1,4 +1,6 @@
 import type { EpochReport } from '../../worker/src/engine/train-trial.js';
+import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
+import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
 /** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
@@ -31,6 +33,10 @@ export interface TrialRecord {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /** The final model on the test split (per class, confusion matrix); null until finished (and in records stored before it existed, read as `?? null`). */
+  testMetrics: ClassificationMetrics | null;
+  /** Wall seconds per phase; null until finished. */
+  phaseSeconds: PhaseSeconds | null;
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
@@ -75,6 +81,8 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: '',
+    testMetrics: null,
+    phaseSeconds: null,
     error: '',
     queueSeq: 0,
     createdAtMs: now,

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
+import { printTrial } from './commands/trial.js';
 import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
@@ -23,6 +24,7 @@ Usage:
   tlsweep status [sweepId] [--json]           one sweep, or all sweeps
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
                       [--backbone NAME] [--status S] [--all] [--json]
+  tlsweep trial <trialId> [--json]            one trial: config, history, test metrics per class, confusion matrix
   tlsweep cancel <sweepId>
   tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
                                               one layer's activation grid for an image (no --layer: list layers)
@@ -128,6 +130,11 @@ async function main(argv: string[]): Promise<number> {
           backbone: o.backbone, status: o.status, json: o.json, all: o.all,
         });
         return 0;
+      case 'trial': {
+        if (!args[0]) throw new UsageError('trial: give the trial id (see `tlsweep leaderboard`)');
+        await printTrial(client, args[0], { json: o.json });
+        return 0;
+      }
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));

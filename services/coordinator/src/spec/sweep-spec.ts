@@ -1,4 +1,5 @@
 import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
+import type { AugmentationConfig, AugmentationInput } from '../../../worker/src/engine/augment-config.js';
 
 export type { DatasetSpec };
 
@@ -44,6 +45,8 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /** Training-split augmentation (Keras ImageDataGenerator knobs), in passes through the frozen prefix. @default none */
+  augmentation?: AugmentationInput;
 }
 
 /** A validated spec with every default filled in. */
@@ -65,6 +68,7 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  augmentation: AugmentationConfig | null;
 }
 
 export const SPEC_DEFAULTS = {
@@ -111,6 +115,8 @@ export interface TrialConfig {
   batchSize: number;
   seed: number;
   split: { valFraction: number; testFraction: number };
+  /** Absent in trials stored before augmentation existed: read it as `?? null`. */
+  augmentation?: AugmentationConfig | null;
 }
 
 /** A short label for a dataset, e.g. `fashion-mnist:100/class`. */

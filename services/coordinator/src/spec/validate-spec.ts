@@ -3,10 +3,12 @@ import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
+import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'augmentation',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -98,6 +100,8 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
   }
 
+  const augmentation = normalizeAugmentation(o.augmentation, v);
+
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
     for (const b of backbones) {
@@ -140,6 +144,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    augmentation,
   };
 }
 

@@ -10,6 +10,10 @@ import { createHead, type Head } from './head.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { AugmentationConfig } from './augment-config.js';
+import { passInput } from './augmented-passes.js';
+import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
+import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
 export interface TrialHyperparams {
@@ -34,6 +38,8 @@ export interface TrialHyperparams {
   seed: number;
   /** Let unfrozen BatchNormalization layers use batch statistics in phase 2 (see batchnorm.ts). @default false */
   trainBatchNorm?: boolean;
+  /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
+  augmentation?: AugmentationConfig | null;
 }
 
 export interface EpochReport {
@@ -89,6 +95,10 @@ export interface TrialOutcome {
   /** Layer whose (cached) output fed phase 2; the backbone's last layer when phase 2 did not run. */
   cutLayer: string;
   history: EpochReport[];
+  /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
+  testMetrics: ClassificationMetrics;
+  /** Wall seconds per phase. */
+  phaseSeconds: PhaseSeconds;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -185,7 +195,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  * backbone (computed once, in inference mode); phase 2 fine-tunes the top
  * `unfreeze` backbone layers with the head, on activations cached at the
  * deepest clean cut below them. The cache-then-tail split is exact because
- * the frozen prefix runs in inference mode and there is no augmentation; the
+ * the frozen prefix runs in inference mode and augmentation comes before it
+ * (augmented-passes.ts); the
  * cache is computed with BatchNorm folded into the convolutions
  * (folded-inference.ts), which changes it only by float rounding.
  *
@@ -193,6 +204,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  */
 export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
+  const timer = new PhaseTimer();
+  hooks = timer.wrap(hooks);
   validate(hp, data);
   const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
   const layerCount = backbone.model.layers.length;
@@ -219,7 +232,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('features');
     const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
-    const { pooled, tail } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo }, (t) => res.keep(t));
+    const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
@@ -234,7 +248,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       history.push(r);
       return hooks.onEpoch(r);
     };
-    const phase1 = await fitEpochs(headModel, pooled.train, y.train, {
+    const phase1 = await fitEpochs(headModel, passInput(trainPasses.pooled, 0), y.train, {
       epochs: hp.headEpochs,
       batchSize: hp.batchSize,
       random,
@@ -254,7 +268,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       const fineTuneModel = tf.model({ inputs: tail.input, outputs: head.apply(tail.output), name: 'finetune' });
       compile(fineTuneModel, hp.learningRate * hp.fineTuneLrFactor, res);
       hooks.onModel?.('finetune', fineTuneModel);
-      const phase2 = await fitEpochs(fineTuneModel, tail.activations.train, y.train, {
+      const phase2 = await fitEpochs(fineTuneModel, passInput(trainPasses.activations!, history.length), y.train, {
         epochs: hp.fineTuneEpochs,
         batchSize: hp.batchSize,
         random,
@@ -270,6 +284,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('evaluate');
     const val = await evaluate(finalModel, finalInputs.val, y.val, hp.batchSize);
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
+    const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
     return {
       valAccuracy: val.accuracy,
@@ -286,6 +301,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       trainableParams: params.trainable,
       cutLayer,
       history,
+      testMetrics,
+      phaseSeconds: timer.stop(),
     };
   } finally {
     res.release();

@@ -44,6 +44,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
         fineTuneLrFactor: config.fineTuneLrFactor,
         batchSize: config.batchSize,
         seed: config.seed,
+        augmentation: config.augmentation ?? null,
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },

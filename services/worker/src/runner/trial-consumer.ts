@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import { TRIAL_STREAM, WORKER_CONSUMER, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, testMetricsToPb, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
@@ -151,6 +151,8 @@ export class TrialConsumer {
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
+        testMetrics: testMetricsToPb(outcome.testMetrics),
+        phaseSeconds: outcome.phaseSeconds,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
