@@ -15,6 +15,7 @@ import {
   type TrialRecord,
   type TrialStatus,
 } from './records.js';
+import { createScheduler } from './schedulers/create-scheduler.js';
 import { FifoScheduler, type Scheduler } from './schedulers/scheduler.js';
 import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll } from './searchers/searcher.js';
@@ -29,7 +30,7 @@ export interface CoordinatorOptions {
   queue?: TrialQueueOptions;
   /** KV replicas. @default 1 */
   replicas?: number;
-  /** Early-stopping rule applied to every epoch report. @default FIFO (never stops) */
+  /** Early-stopping rule for sweeps whose spec names none (`scheduler.kind: fifo`). @default FIFO (never stops) */
   scheduler?: Scheduler;
 }
 
@@ -74,6 +75,8 @@ export class Coordinator {
   private readonly events = new EventEmitter();
   private readonly log: Logger;
   private readonly scheduler: Scheduler;
+  /** Each running sweep's own scheduler (ASHA, median), built on first use from the stored histories. */
+  private readonly schedulers = new Map<string, Scheduler>();
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
@@ -384,6 +387,7 @@ export class Coordinator {
       }
       s.finishedAtMs = Date.now();
     });
+    this.schedulers.delete(sweep.sweepId);
     this.log.info('sweep.finished', { sweepId: sweep.sweepId, status: sweep.status, reason: sweep.reason });
     this.emit({ type: 'sweep_finished', sweepId: sweep.sweepId, sweep });
   }
@@ -423,8 +427,9 @@ export class Coordinator {
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
       await this.updateTrial(t, (x) => {
         // A new attempt starts from scratch: no metrics of an earlier one survive.
-        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0 });
+        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0, earlyStop: null });
       });
+      this.schedulers.get(t.config.sweepId)?.forget?.(r.trialId);
       this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '' };
@@ -436,6 +441,9 @@ export class Coordinator {
     const t = this.trialFor(r.trialId);
     return this.lock.run(`trial:${r.trialId}`, async () => {
       if (r.attempt !== t.attempt || t.status !== 'running') return { action: 'STOP', reason: `attempt ${r.attempt} does not own the trial (status ${t.status}, attempt ${t.attempt})` };
+      const sweep = this.getSweep(t.config.sweepId);
+      // Decided before the write so the STOP is stored with the epoch: a retried report, even to a restarted coordinator, gets the same answer.
+      const early = sweep.status === 'running' ? this.earlyStop(sweep, t, r.metrics) : null;
       await this.updateTrial(t, (x) => {
         const i = x.history.findIndex((e) => e.epoch === r.metrics.epoch);
         if (i >= 0) x.history[i] = r.metrics;
@@ -444,13 +452,51 @@ export class Coordinator {
         x.valAccuracy = r.metrics.valAccuracy;
         x.valLoss = r.metrics.valLoss;
         x.seconds = x.history.reduce((sum, e) => sum + e.seconds, 0);
+        if (early) x.earlyStop = early;
       });
       this.emit({ type: 'epoch', sweepId: t.config.sweepId, trial: t, epoch: r.metrics });
-      const sweep = this.getSweep(t.config.sweepId);
       if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
-      const d = this.scheduler.onResult(t, r.metrics);
-      return { action: d, reason: d === 'STOP' ? 'early-stopping rule' : '' };
+      if (t.earlyStop && t.earlyStop.epoch <= r.metrics.epoch) {
+        if (early) this.log.info('trial.early_stopped', { sweepId: t.config.sweepId, trialId: r.trialId, epoch: r.metrics.epoch, reason: early.reason });
+        return { action: 'STOP', reason: t.earlyStop.reason };
+      }
+      return { action: 'CONTINUE', reason: '' };
     });
+  }
+
+  /**
+   * Asks the sweep's scheduler about a new epoch; null unless it says STOP.
+   * A report of an epoch already stored (a retry) is not asked again: its
+   * answer is the stored one. A STOP at the trial's last epoch is dropped,
+   * as there is nothing left to save and the trial should read `completed`.
+   */
+  private earlyStop(sweep: SweepRecord, t: TrialRecord, result: EpochRecord): { epoch: number; reason: string } | null {
+    if (t.earlyStop) return null;
+    if (t.history.some((e) => e.epoch === result.epoch)) return null;
+    const scheduler = this.schedulerOf(sweep);
+    const d = scheduler.onResult(t, result);
+    if (d !== 'STOP' || result.epoch >= plannedEpochs(t.config)) return null;
+    return { epoch: result.epoch, reason: scheduler.stopReason?.(t.config.trialId) || 'early-stopping rule' };
+  }
+
+  /**
+   * The sweep's scheduler. Built on first use by replaying every stored
+   * epoch of the sweep's trials: that is how its state survives a restart
+   * (ASHA's rung records and the median rule's averages depend only on the
+   * results, not on the order trials reported them).
+   */
+  private schedulerOf(sweep: SweepRecord): Scheduler {
+    let s = this.schedulers.get(sweep.sweepId);
+    if (s) return s;
+    const kind = sweep.spec.scheduler?.kind ?? 'fifo';
+    s = kind === 'fifo' ? this.scheduler : createScheduler(sweep.spec.scheduler);
+    if (kind !== 'fifo') {
+      for (const t of this.trialsBySweep.get(sweep.sweepId)?.values() ?? []) {
+        for (const e of [...t.history].sort((a, b) => a.epoch - b.epoch)) s.onResult(t, e);
+      }
+    }
+    this.schedulers.set(sweep.sweepId, s);
+    return s;
   }
 
   /** Final metrics of a trial. Reports from a stale attempt or for a finished trial are refused (accepted: false). */
@@ -497,6 +543,11 @@ export class Coordinator {
     if (res.accepted && TERMINAL_TRIAL_STATUSES.has(t.status)) await this.afterTerminal(t.config.sweepId);
     return res;
   }
+}
+
+/** Epochs a trial runs when nothing stops it (trials with unfreeze 0 skip fine-tuning). */
+function plannedEpochs(c: TrialConfig): number {
+  return c.headEpochs + (c.unfreeze > 0 ? c.fineTuneEpochs : 0);
 }
 
 function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnType<typeof expandAll>[number]): TrialConfig {

@@ -131,6 +131,9 @@ export interface Trial {
   weightsSource: string;
   totalParams: number;
   trainableParams: number;
+  /** Early stopping (fields 70-79): why the sweep's scheduler (asha | median) stopped the trial, and at which epoch; empty / 0 when it did not. */
+  stopReason: string;
+  stoppedAtEpoch: number;
 }
 
 export interface LeaderboardQuery {
@@ -1486,6 +1489,8 @@ function createBaseTrial(): Trial {
     weightsSource: "",
     totalParams: 0,
     trainableParams: 0,
+    stopReason: "",
+    stoppedAtEpoch: 0,
   };
 }
 
@@ -1565,6 +1570,12 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.trainableParams !== 0) {
       writer.uint32(200).uint64(message.trainableParams);
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(562).string(message.stopReason);
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      writer.uint32(568).uint32(message.stoppedAtEpoch);
     }
     return writer;
   },
@@ -1782,6 +1793,22 @@ export const Trial: MessageFns<Trial> = {
             message.trainableParams = longToNumber(reader.uint64());
             continue;
           }
+          case 70: {
+            if (tag !== 562) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+          case 71: {
+            if (tag !== 568) {
+              break;
+            }
+
+            message.stoppedAtEpoch = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1867,6 +1894,16 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.trainable_params)
         ? globalThis.Number(object.trainable_params)
         : 0,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+      stoppedAtEpoch: isSet(object.stoppedAtEpoch)
+        ? globalThis.Number(object.stoppedAtEpoch)
+        : isSet(object.stopped_at_epoch)
+        ? globalThis.Number(object.stopped_at_epoch)
+        : 0,
     };
   },
 
@@ -1947,6 +1984,12 @@ export const Trial: MessageFns<Trial> = {
     if (message.trainableParams !== 0) {
       obj.trainableParams = Math.round(message.trainableParams);
     }
+    if (message.stopReason !== "") {
+      obj.stopReason = message.stopReason;
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      obj.stoppedAtEpoch = Math.round(message.stoppedAtEpoch);
+    }
     return obj;
   },
 
@@ -1980,6 +2023,8 @@ export const Trial: MessageFns<Trial> = {
     message.weightsSource = object.weightsSource ?? "";
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
+    message.stopReason = object.stopReason ?? "";
+    message.stoppedAtEpoch = object.stoppedAtEpoch ?? 0;
     return message;
   },
 };

@@ -2,6 +2,38 @@ import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
 
 export type { DatasetSpec };
 
+/** Early-stopping rule of a sweep: `fifo` never stops a trial. */
+export type SchedulerKind = 'fifo' | 'asha' | 'median';
+
+/** The epoch metric schedulers rank trials by; accuracy is maximised, loss minimised. */
+export type SchedulerMetricName = 'val_accuracy' | 'val_loss';
+
+/** `scheduler:` as the user writes it. Fields that do not apply to the kind are refused. */
+export interface SchedulerSpecInput {
+  /** @default 'fifo' */
+  kind?: SchedulerKind;
+  /** @default 'val_accuracy' */
+  metric?: SchedulerMetricName;
+  /** asha, median: epochs before any trial can be stopped (asha's first rung). @default 1 */
+  gracePeriod?: number;
+  /** asha: keep the top 1/reductionFactor at each rung (rungs at gracePeriod·rf^k). @default 3 */
+  reductionFactor?: number;
+  /** asha: the last epoch any trial may run. @default headEpochs + fineTuneEpochs (the longest trial) */
+  maxT?: number;
+  /** median: other trials that must have reached an epoch before the rule judges it. @default 3 */
+  minSamples?: number;
+}
+
+/** A validated scheduler spec with defaults filled in (fields of other kinds keep their defaults). */
+export interface SchedulerSpec {
+  kind: SchedulerKind;
+  metric: SchedulerMetricName;
+  gracePeriod: number;
+  reductionFactor: number;
+  maxT: number;
+  minSamples: number;
+}
+
 /** How trials are chosen from the axes. */
 export type SearchKind = 'grid' | 'random';
 
@@ -44,6 +76,8 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /** Early stopping (ASHA or the median rule). @default { kind: 'fifo' } (every trial runs all its epochs) */
+  scheduler?: SchedulerSpecInput;
 }
 
 /** A validated spec with every default filled in. */
@@ -65,6 +99,8 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  /** Absent in sweeps stored before schedulers existed: read it as fifo. */
+  scheduler: SchedulerSpec;
 }
 
 export const SPEC_DEFAULTS = {
@@ -78,6 +114,7 @@ export const SPEC_DEFAULTS = {
   maxParallel: 4,
   valFraction: 0.15,
   testFraction: 0.15,
+  scheduler: { kind: 'fifo' as SchedulerKind, metric: 'val_accuracy' as SchedulerMetricName, gracePeriod: 1, reductionFactor: 3, minSamples: 3 },
 } as const;
 
 /** Hard limits that keep one sweep from swamping the cluster. */

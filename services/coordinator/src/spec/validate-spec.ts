@@ -2,11 +2,13 @@ import { parse as parseYaml } from 'yaml';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
+import { validateScheduler } from './validate-scheduler.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'scheduler',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -98,6 +100,11 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
   }
 
+  const longestTrial = headEpochs !== undefined && fineTuneEpochs !== undefined
+    ? headEpochs + (unfreeze?.some((n) => n > 0) ? fineTuneEpochs : 0)
+    : undefined;
+  const scheduler = validateScheduler(o.scheduler, longestTrial, v);
+
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
     for (const b of backbones) {
@@ -140,6 +147,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    scheduler,
   };
 }
 
