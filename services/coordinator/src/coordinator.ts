@@ -18,7 +18,8 @@ import {
 import { createScheduler } from './schedulers/create-scheduler.js';
 import { FifoScheduler, type Scheduler } from './schedulers/scheduler.js';
 import { createSearcher } from './searchers/create-searcher.js';
-import { expandAll } from './searchers/searcher.js';
+import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
+import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
 import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import { StateStore } from './store/state-store.js';
@@ -77,6 +78,8 @@ export class Coordinator {
   private readonly scheduler: Scheduler;
   /** Each running sweep's own scheduler (ASHA, median), built on first use from the stored histories. */
   private readonly schedulers = new Map<string, Scheduler>();
+  /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
+  private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
@@ -217,7 +220,8 @@ export class Coordinator {
   async submitSweep(specText: string): Promise<SweepRecord> {
     const spec = parseSweepSpec(specText);
     const sweepId = newSweepId();
-    const trialCount = expandAll(createSearcher(spec)).length;
+    // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
+    const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
     const sweep: SweepRecord = { sweepId, spec, status: 'running', trialCount, reason: '', createdAtMs: Date.now(), finishedAtMs: 0 };
     await this.store.putSweep(sweep);
     this.sweeps.set(sweepId, sweep);
@@ -248,6 +252,7 @@ export class Coordinator {
   }
 
   private async createTrials(sweep: SweepRecord): Promise<void> {
+    if (isIncremental(sweep.spec)) return; // dispatch() creates them one by one
     const points = expandAll(createSearcher(sweep.spec));
     const existing = this.trialsBySweep.get(sweep.sweepId);
     const now = Date.now();
@@ -337,7 +342,11 @@ export class Coordinator {
 
   // ---------- dispatch ----------
 
-  /** Queues pending trials while fewer than `maxParallel` of the sweep are queued or running. */
+  /**
+   * Queues pending trials while fewer than `maxParallel` of the sweep are
+   * queued or running; an incremental (tpe) sweep then asks its searcher for
+   * new trials to fill the free slots.
+   */
   private dispatch(sweepId: string): Promise<void> {
     return this.lock.run(`sweep:${sweepId}`, async () => {
       const sweep = this.sweeps.get(sweepId);
@@ -347,19 +356,71 @@ export class Coordinator {
       for (const t of trials) {
         if (inflight >= sweep.spec.maxParallel) break;
         if (t.status !== 'pending') continue;
-        await this.lock.run(`trial:${t.config.trialId}`, async () => {
-          if (t.status !== 'pending') return;
-          // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
-          const seq = await this.queue.publish({ v: 1, config: t.config });
-          await this.updateTrial(t, (x) => {
-            x.queueSeq = seq;
-            x.status = 'queued';
-          });
-          this.emit({ type: 'trial_queued', sweepId, trial: t });
-        });
+        await this.queueTrial(t);
         inflight++;
       }
+      if (isIncremental(sweep.spec)) await this.suggestTrials(sweep, inflight);
     });
+  }
+
+  /** Publishes a pending trial and marks it queued. */
+  private queueTrial(t: TrialRecord): Promise<void> {
+    return this.lock.run(`trial:${t.config.trialId}`, async () => {
+      if (t.status !== 'pending') return;
+      // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
+      const seq = await this.queue.publish({ v: 1, config: t.config });
+      await this.updateTrial(t, (x) => {
+        x.queueSeq = seq;
+        x.status = 'queued';
+      });
+      this.emit({ type: 'trial_queued', sweepId: t.config.sweepId, trial: t });
+    });
+  }
+
+  /**
+   * Fills free slots of an incremental sweep with the searcher's
+   * suggestions, after feeding it every result it has not seen. Each new
+   * trial is stored (pending) before it is queued, so a crash in between
+   * leaves a pending trial that the restarted coordinator queues. Caller
+   * holds the sweep lock.
+   */
+  private async suggestTrials(sweep: SweepRecord, inflight: number): Promise<void> {
+    const st = this.searcherOf(sweep);
+    const mine = this.trialsBySweep.get(sweep.sweepId);
+    const finished = [...(mine?.values() ?? [])].filter((t) => TERMINAL_TRIAL_STATUSES.has(t.status) && !st.fed.has(t.config.trialId));
+    for (const t of finished.sort((a, b) => a.config.index - b.config.index)) {
+      st.searcher.onTrialComplete(pointOf(t.config), trialMetric(t, sweep.spec));
+      st.fed.add(t.config.trialId);
+    }
+    while (inflight < sweep.spec.maxParallel) {
+      const p = st.searcher.suggest();
+      if (p === null || p === 'FINISHED') return;
+      const index = this.trialsBySweep.get(sweep.sweepId)?.size ?? 0;
+      const t = newTrialRecord(trialConfig(sweep.spec, sweep.sweepId, index, p), Date.now());
+      try {
+        await this.saveTrial(t);
+      } catch (err) {
+        // The searcher counted a trial that was not stored: rebuild it from KV next time.
+        this.searchers.delete(sweep.sweepId);
+        throw err;
+      }
+      this.log.info('trial.suggested', { sweepId: sweep.sweepId, trialId: t.config.trialId, learningRate: p.learningRate, dropout: p.dropout });
+      await this.queueTrial(t);
+      inflight++;
+    }
+  }
+
+  /** The incremental searcher of a sweep, resumed after the stored trials (results are fed by suggestTrials). */
+  private searcherOf(sweep: SweepRecord): { searcher: TpeSearcher; fed: Set<string> } {
+    let st = this.searchers.get(sweep.sweepId);
+    if (!st) {
+      const searcher = createSearcher(sweep.spec) as Searcher;
+      if (!(searcher instanceof TpeSearcher)) throw new Error(`search '${sweep.spec.search}' is not incremental`);
+      searcher.resume(this.trialsBySweep.get(sweep.sweepId)?.size ?? 0);
+      st = { searcher, fed: new Set() };
+      this.searchers.set(sweep.sweepId, st);
+    }
+    return st;
   }
 
   private maybeFinish(sweepId: string): Promise<void> {
@@ -373,7 +434,8 @@ export class Coordinator {
   private async finishIfDone(sweep: SweepRecord): Promise<void> {
     if (sweep.finishedAtMs > 0) return;
     const trials = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])];
-    if (trials.length < sweep.trialCount || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
+    // A cancelled incremental sweep never makes the rest of its trials.
+    if ((sweep.status === 'running' && trials.length < sweep.trialCount) || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
     await this.updateSweep(sweep, (s) => {
       if (s.status === 'running') {
         const failed = trials.filter((t) => t.status === 'failed');
@@ -388,6 +450,7 @@ export class Coordinator {
       s.finishedAtMs = Date.now();
     });
     this.schedulers.delete(sweep.sweepId);
+    this.searchers.delete(sweep.sweepId);
     this.log.info('sweep.finished', { sweepId: sweep.sweepId, status: sweep.status, reason: sweep.reason });
     this.emit({ type: 'sweep_finished', sweepId: sweep.sweepId, sweep });
   }
@@ -545,12 +608,27 @@ export class Coordinator {
   }
 }
 
+/** Searchers that suggest trials as results arrive instead of all at submit. */
+function isIncremental(spec: SweepSpec): boolean {
+  return spec.search === 'tpe';
+}
+
+function pointOf(c: TrialConfig): SearchPoint {
+  return { dataset: c.dataset, backbone: c.backbone, unfreeze: c.unfreeze, learningRate: c.learningRate, dropout: c.dropout };
+}
+
+/** What a finished trial teaches the searcher: its final metric if it ran (completed or early-stopped), else nothing. */
+function trialMetric(t: TrialRecord, spec: SweepSpec): number | null {
+  if (t.status !== 'completed' && t.status !== 'stopped') return null;
+  return spec.tpe?.metric === 'val_loss' ? t.valLoss : t.valAccuracy;
+}
+
 /** Epochs a trial runs when nothing stops it (trials with unfreeze 0 skip fine-tuning). */
 function plannedEpochs(c: TrialConfig): number {
   return c.headEpochs + (c.unfreeze > 0 ? c.fineTuneEpochs : 0);
 }
 
-function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnType<typeof expandAll>[number]): TrialConfig {
+function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchPoint): TrialConfig {
   return {
     trialId: trialIdOf(sweepId, index),
     sweepId,

@@ -9,11 +9,14 @@ export { CoordinatorError, InvalidArgumentError, NotFoundError, FailedPreconditi
 export type { FieldViolation, CoordinatorErrorCode } from './errors.js';
 export { parseSweepSpec, validateSweepSpec } from './spec/validate-spec.js';
 export { SPEC_DEFAULTS, SPEC_LIMITS, datasetLabel } from './spec/sweep-spec.js';
-export type { SweepSpec, SweepSpecInput, TrialConfig, SchedulerSpec, SchedulerSpecInput, SchedulerKind, SchedulerMetricName } from './spec/sweep-spec.js';
+export type { SweepSpec, SweepSpecInput, TrialConfig, SchedulerSpec, SchedulerSpecInput, SchedulerKind, SchedulerMetricName, NumericRange, TpeSpec } from './spec/sweep-spec.js';
 export { queryLeaderboard, SORT_METRICS, GROUP_AXES } from './leaderboard/leaderboard.js';
 export type { LeaderboardQueryInput, LeaderboardResult, LeaderboardGroupRow } from './leaderboard/leaderboard.js';
 export { GridSearcher, gridPoint, gridSize } from './searchers/grid.js';
 export { RandomSearcher } from './searchers/random.js';
+export { TpeSearcher } from './searchers/tpe.js';
+export { CategoricalDensity, TruncatedNormalMixture, normalCdf } from './searchers/parzen-estimator.js';
+export { axesOf, samplePoint, hasRanges } from './searchers/search-space.js';
 export { createSearcher } from './searchers/create-searcher.js';
 export { expandAll } from './searchers/searcher.js';
 export type { Searcher, SearchPoint } from './searchers/searcher.js';
