@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Coordinator } from '../services/coordinator/src/index.js';
 import { trialToPb } from '../services/coordinator/src/grpc/convert.js';
 import { leaderboardTable, toRow } from '../services/sweeper/src/format.js';
+import { Trial } from '../proto/generated/tlsweep/v1/tlsweep.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 // Four head-only trials of 3 epochs; ASHA rungs at epochs 1 and 3 (maxT defaults to 3).
@@ -87,6 +88,9 @@ describe('coordinator with an ASHA sweep', () => {
       [best, 'completed', 3, 0], [good, 'completed', 3, 0], [worse, 'stopped', 1, 1], [bad, 'stopped', 1, 1],
     ]);
     expect(rows[3].stopReason).toBe(stop.reason);
+    // The reason and epoch survive the wire encoding the gRPC services use.
+    const wire = Trial.decode(Trial.encode(trialToPb(c3.getTrial(bad))).finish());
+    expect([wire.stopReason, wire.stoppedAtEpoch]).toEqual([stop.reason, 1]);
     expect(leaderboardTable(rows)).toMatch(/stopped@1/);
   }, 30_000);
 });

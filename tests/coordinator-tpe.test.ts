@@ -66,8 +66,9 @@ describe('coordinator with an incremental TPE sweep', () => {
     const c = await start();
     const a = await c.submitSweep(spec);
     expect(a.trialCount).toBe(7);
-    // Submit queues only what fits: 2 of the 3 random startup trials.
-    expect(c.counts(a.sweepId)).toMatchObject({ total: 2, queued: 2 });
+    // Submit queues only what fits: 2 of the 3 random startup trials; the rest count as pending.
+    expect(c.trialsOf(a.sweepId)).toHaveLength(2);
+    expect(c.counts(a.sweepId)).toMatchObject({ total: 7, queued: 2, pending: 5 });
     const run = await drive(a.sweepId, c);
     // Trial 0 ends → the 3rd startup trial; trial 1 ends → the model must wait for trial 2, so only 2 exist... then it fills up.
     expect(run.created.slice(0, 4)).toEqual([2, 3, 3, 5]);
@@ -99,7 +100,7 @@ describe('coordinator with an incremental TPE sweep', () => {
     await c.trialStarted({ trialId: t.config.trialId, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
     await c.cancelSweep(s.sweepId);
     await c.trialFinished({ trialId: t.config.trialId, attempt: 1, valAccuracy: 0.5, valLoss: 1, testAccuracy: 0.5, testLoss: 1, epochs: 1, seconds: 1, stopped: true, totalParams: 1, trainableParams: 1, cutLayer: '' });
-    expect(c.counts(s.sweepId)).toMatchObject({ total: 2, cancelled: 2 });
+    expect(c.counts(s.sweepId)).toMatchObject({ total: 2, cancelled: 2, pending: 0 });
     expect(c.getSweep(s.sweepId)).toMatchObject({ status: 'cancelled' });
     expect(c.getSweep(s.sweepId).finishedAtMs).toBeGreaterThan(0);
   }, 30_000);

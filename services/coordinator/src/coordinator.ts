@@ -291,6 +291,12 @@ export class Coordinator {
       c.total++;
       c[t.status]++;
     }
+    // A running tpe sweep has not made all its trials yet: count the rest as pending, so progress reads k/maxTrials.
+    const sweep = this.sweeps.get(sweepId);
+    if (sweep?.status === 'running' && c.total < sweep.trialCount) {
+      c.pending += sweep.trialCount - c.total;
+      c.total = sweep.trialCount;
+    }
     return c;
   }
 
