@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   AshaScheduler,
@@ -147,5 +148,10 @@ describe('scheduler spec', () => {
     bad('scheduler: { kind: asha, reductionFactor: 1 }', 'scheduler.reductionFactor', /\[1\.5, 100\]/);
     bad('scheduler: { kind: asha, gracePeriod: 7 }', 'scheduler.gracePeriod', /1\.\.6/);
     bad('scheduler: { kind: asha, gracePeriod: 3, maxT: 2 }', 'scheduler.maxT', /at least gracePeriod \(3\)/);
+  });
+  it('examples/asha-tpe.yaml is a valid spec with ASHA rungs at 1, 3, 9', () => {
+    const s = parseSweepSpec(readFileSync(new URL('../examples/asha-tpe.yaml', import.meta.url), 'utf8'));
+    expect(s).toMatchObject({ search: 'tpe', maxTrials: 24, learningRateRange: { log: true }, scheduler: { kind: 'asha', maxT: 11 } });
+    expect((createScheduler(s.scheduler) as AshaScheduler).milestones).toEqual([1, 3, 9]);
   });
 });
