@@ -40,6 +40,12 @@ export interface TrialRecord {
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
+  /**
+   * The scheduler's STOP for the current attempt: the epoch it was given at
+   * and why. Stored with that epoch so a retried report gets the same answer.
+   * Absent in records written before schedulers existed.
+   */
+  earlyStop?: { epoch: number; reason: string } | null;
   createdAtMs: number;
   updatedAtMs: number;
 }
@@ -85,6 +91,7 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     phaseSeconds: null,
     error: '',
     queueSeq: 0,
+    earlyStop: null,
     createdAtMs: now,
     updatedAtMs: now,
   };

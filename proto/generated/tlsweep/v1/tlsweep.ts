@@ -131,6 +131,9 @@ export interface Trial {
   weightsSource: string;
   totalParams: number;
   trainableParams: number;
+  /** Early stopping (fields 70-79): why the sweep's scheduler (asha | median) stopped the trial, and at which epoch; empty / 0 when it did not. */
+  stopReason: string;
+  stoppedAtEpoch: number;
   /** The final model on the test split; absent until the trial finished. */
   testMetrics?:
     | TrialTestMetrics
@@ -1528,6 +1531,8 @@ function createBaseTrial(): Trial {
     weightsSource: "",
     totalParams: 0,
     trainableParams: 0,
+    stopReason: "",
+    stoppedAtEpoch: 0,
     testMetrics: undefined,
     phaseSeconds: undefined,
   };
@@ -1609,6 +1614,12 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.trainableParams !== 0) {
       writer.uint32(200).uint64(message.trainableParams);
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(562).string(message.stopReason);
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      writer.uint32(568).uint32(message.stoppedAtEpoch);
     }
     if (message.testMetrics !== undefined) {
       TrialTestMetrics.encode(message.testMetrics, writer.uint32(402).fork()).join();
@@ -1832,6 +1843,22 @@ export const Trial: MessageFns<Trial> = {
             message.trainableParams = longToNumber(reader.uint64());
             continue;
           }
+          case 70: {
+            if (tag !== 562) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+          case 71: {
+            if (tag !== 568) {
+              break;
+            }
+
+            message.stoppedAtEpoch = reader.uint32();
+            continue;
+          }
           case 50: {
             if (tag !== 402) {
               break;
@@ -1933,6 +1960,16 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.trainable_params)
         ? globalThis.Number(object.trainable_params)
         : 0,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+      stoppedAtEpoch: isSet(object.stoppedAtEpoch)
+        ? globalThis.Number(object.stoppedAtEpoch)
+        : isSet(object.stopped_at_epoch)
+        ? globalThis.Number(object.stopped_at_epoch)
+        : 0,
       testMetrics: isSet(object.testMetrics)
         ? TrialTestMetrics.fromJSON(object.testMetrics)
         : isSet(object.test_metrics)
@@ -2023,6 +2060,12 @@ export const Trial: MessageFns<Trial> = {
     if (message.trainableParams !== 0) {
       obj.trainableParams = Math.round(message.trainableParams);
     }
+    if (message.stopReason !== "") {
+      obj.stopReason = message.stopReason;
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      obj.stoppedAtEpoch = Math.round(message.stoppedAtEpoch);
+    }
     if (message.testMetrics !== undefined) {
       obj.testMetrics = TrialTestMetrics.toJSON(message.testMetrics);
     }
@@ -2062,6 +2105,8 @@ export const Trial: MessageFns<Trial> = {
     message.weightsSource = object.weightsSource ?? "";
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
+    message.stopReason = object.stopReason ?? "";
+    message.stoppedAtEpoch = object.stoppedAtEpoch ?? 0;
     message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
       ? TrialTestMetrics.fromPartial(object.testMetrics)
       : undefined;

@@ -32,6 +32,8 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     weightsSource: t.weightsSource,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
+    stopReason: t.earlyStop?.reason ?? '',
+    stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
     testMetrics: t.testMetrics ? testMetricsToPb(t.testMetrics) : undefined,
     phaseSeconds: t.phaseSeconds ?? undefined,
   };
