@@ -65,6 +65,7 @@ describe('dashboard in a real headless Chromium', () => {
     expect(await page.getByTestId('per-backbone').locator('[data-testid=bar]').count()).toBe(1);
     expect(await page.locator('#pareto circle').count()).toBeGreaterThanOrEqual(3);
     await page.getByTestId('pareto-front').waitFor({ state: 'attached' });
+    expect(await page.getByTestId('confusion').locator('[data-testid=cm-cell]').count()).toBe(9);
     const inked = await page.evaluate(() => {
       const canvas = document.getElementById('curves') as HTMLCanvasElement;
       const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;

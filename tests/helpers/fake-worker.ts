@@ -23,7 +23,11 @@ export async function runOneTrial(nc: NatsConnection, c: Coordinator, opts: { ep
     await c.reportEpoch({ trialId, attempt, metrics: { phase: e > 1 ? 'finetune' : 'head', epoch: e, loss: 2 - acc, accuracy: acc + 0.02, valLoss: 2.1 - acc, valAccuracy: acc, seconds: 0.5 } });
   }
   if (opts.finish ?? true) {
-    await c.trialFinished({ trialId, attempt, valAccuracy: target, valLoss: 2.1 - target, testAccuracy: target - 0.01, testLoss: 2.2 - target, epochs, seconds: 1 + 100 * dropout, stopped: false, totalParams: 100, trainableParams: 10, cutLayer: 'x' });
+    // 3 classes, 30 test images: the diagonal carries `target` of each class.
+    const hit = Math.round(10 * target);
+    const confusion = [0, 1, 2].map((i) => [0, 1, 2].map((j) => (i === j ? hit : j === (i + 1) % 3 ? 10 - hit : 0)));
+    const perClass = ['a', 'b', 'c'].map((name) => ({ name, precision: hit / 10, recall: hit / 10, f1: hit / 10, support: 10 }));
+    await c.trialFinished({ trialId, attempt, testMetrics: { count: 30, accuracy: hit / 10, top5Accuracy: null, perClass, confusion }, valAccuracy: target, valLoss: 2.1 - target, testAccuracy: target - 0.01, testLoss: 2.2 - target, epochs, seconds: 1 + 100 * dropout, stopped: false, totalParams: 100, trainableParams: 10, cutLayer: 'x' });
     msg.ack();
   }
   return trialId;

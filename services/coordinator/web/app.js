@@ -118,12 +118,11 @@ async function refreshPlots(sweep) {
   await refreshCurves();
 }
 
-/** Where the worker's stored metrics keep the confusion matrix (see the trial record). */
+/** The confusion matrix the worker stored with the trial's test metrics (see records.ts testMetrics). */
 function confusionOf(trial) {
-  const m = trial.extra?.metrics ?? trial.extra ?? {};
-  const matrix = m.confusionMatrix ?? m.confusion_matrix;
-  if (!Array.isArray(matrix)) return null;
-  return { matrix, classNames: m.classNames ?? trial.extra?.classNames };
+  const m = trial.extra?.testMetrics;
+  if (!m || !Array.isArray(m.confusion) || !m.confusion.length) return null;
+  return { matrix: m.confusion, classNames: (m.perClass ?? []).map((c) => c.name) };
 }
 
 const withToken = (path) => (token ? `${path}&token=${encodeURIComponent(token)}` : path);

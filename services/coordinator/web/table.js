@@ -11,7 +11,7 @@ const COLUMNS = [
   ['dropout', (r) => fmtNum(r.dropout), 'num'],
   ['val acc', (r) => pct(r.valAccuracy), 'num'],
   ['test acc', (r) => pct(r.testAccuracy), 'num'],
-  ['epochs', (r) => String(r.epochs), 'num'],
+  ['epochs', (r) => (r.stoppedAtEpoch ? `stopped@${r.stoppedAtEpoch}` : String(r.epochs)), 'num'],
   ['seconds', (r) => (r.seconds ? r.seconds.toFixed(1) : ''), 'num'],
   ['trial', (r) => r.trialId.slice(-8), ''],
 ];

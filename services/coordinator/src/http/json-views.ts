@@ -37,6 +37,8 @@ export interface TrialRowView {
   backend: string;
   worker: string;
   error: string;
+  /** Epoch at which the sweep's scheduler stopped the trial; 0 when it did not. */
+  stoppedAtEpoch: number;
 }
 
 export interface TrialView extends TrialRowView {
@@ -91,6 +93,7 @@ export function trialRowView(t: TrialRecord): TrialRowView {
     backend: t.backend,
     worker: t.worker,
     error: t.error,
+    stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
   };
 }
 
