@@ -183,3 +183,11 @@ describe('the checks catch what the API server would refuse', () => {
     expect(parseQuantity('1')).toBe(1);
   });
 });
+
+describe('tlsweep k8s render (CLI)', () => {
+  it('prints the checked gpu overlay plus an Indexed worker Job as YAML', () => {
+    const yaml = execFileSync(process.execPath, ['--import', 'tsx', 'services/sweeper/src/main.ts', 'k8s', 'render', 'gpu', '--worker-job', '2'], { encoding: 'utf8' });
+    const objs = parseAllDocuments(yaml).map((d) => d.toJS() as K8sObject);
+    expect(objs).toEqual([...render('gpu'), expect.objectContaining({ kind: 'Job', spec: expect.objectContaining({ completionMode: 'Indexed', completions: 2 }) })]);
+  });
+});

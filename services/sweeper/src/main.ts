@@ -11,6 +11,7 @@ import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } f
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
+import { renderCommand, runCommand } from './commands/k8s.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -23,6 +24,12 @@ Usage:
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
                       [--backbone NAME] [--status S] [--all] [--json]
   tlsweep cancel <sweepId>
+  tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
+                      print the overlay's manifests (checked) for \`kubectl apply -f -\`
+  tlsweep k8s run <spec.yaml> [--gpus N] [--namespace NS] [--overlay dev|gpu|DIR] [--image IMG]
+                      [--job-name NAME] [--unschedulable-timeout SECONDS]
+                      submit the sweep, run it on an Indexed Job of min(maxParallel, trials, N)
+                      worker pods, delete the Job when it ends; exit 1 with the reason if it fails
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -47,6 +54,13 @@ async function main(argv: string[]): Promise<number> {
       backbone: { type: 'string' },
       status: { type: 'string' },
       all: { type: 'boolean' },
+      gpus: { type: 'string' },
+      namespace: { type: 'string' },
+      overlay: { type: 'string' },
+      image: { type: 'string' },
+      'job-name': { type: 'string' },
+      'worker-job': { type: 'string' },
+      'unschedulable-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,6 +91,13 @@ async function main(argv: string[]): Promise<number> {
     removeClusterFile();
     return 0;
   }
+
+  if (cmd === 'k8s' && args[0] === 'render') {
+    if (!args[1]) throw new UsageError('k8s render: give the overlay, e.g. `tlsweep k8s render gpu`');
+    process.stdout.write(renderCommand(args[1], { workerJob: o['worker-job'] === undefined ? undefined : intOpt('worker-job', o['worker-job'], 1), namespace: o.namespace }));
+    return 0;
+  }
+  if (cmd === 'k8s' && args[0] !== 'run') throw new UsageError('k8s: the subcommands are render and run; see `tlsweep help`');
 
   const client = new TlsweepClient(resolveCoordinator(o.coordinator));
   try {
@@ -113,6 +134,14 @@ async function main(argv: string[]): Promise<number> {
           backbone: o.backbone, status: o.status, json: o.json, all: o.all,
         });
         return 0;
+      case 'k8s': {
+        if (!args[1]) throw new UsageError('k8s run: give the spec file, e.g. `tlsweep k8s run examples/demo.yaml --gpus 4`');
+        return await runCommand({
+          specFile: args[1], client, overlay: o.overlay ?? 'gpu', namespace: o.namespace, image: o.image, jobName: o['job-name'],
+          gpus: o.gpus === undefined ? undefined : intOpt('gpus', o.gpus, 1),
+          unschedulableTimeoutMs: o['unschedulable-timeout'] === undefined ? undefined : intOpt('unschedulable-timeout', o['unschedulable-timeout'], 1) * 1000,
+        });
+      }
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));
