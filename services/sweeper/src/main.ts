@@ -13,6 +13,7 @@ import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
 import { runFeatureMaps } from './commands/feature-maps.js';
+import { renderCommand, runCommand } from './commands/k8s.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -28,6 +29,12 @@ Usage:
   tlsweep cancel <sweepId>
   tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
                                               one layer's activation grid for an image (no --layer: list layers)
+  tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
+                      print the overlay's manifests (checked) for \`kubectl apply -f -\`
+  tlsweep k8s run <spec.yaml> [--gpus N] [--namespace NS] [--overlay dev|gpu|DIR] [--image IMG]
+                      [--job-name NAME] [--unschedulable-timeout SECONDS]
+                      submit the sweep, run it on an Indexed Job of min(maxParallel, trials, N)
+                      worker pods, delete the Job when it ends; exit 1 with the reason if it fails
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -56,6 +63,13 @@ async function main(argv: string[]): Promise<number> {
       out: { type: 'string' },
       'image-size': { type: 'string' },
       channels: { type: 'string' },
+      gpus: { type: 'string' },
+      namespace: { type: 'string' },
+      overlay: { type: 'string' },
+      image: { type: 'string' },
+      'job-name': { type: 'string' },
+      'worker-job': { type: 'string' },
+      'unschedulable-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -94,6 +108,13 @@ async function main(argv: string[]): Promise<number> {
     removeClusterFile();
     return 0;
   }
+
+  if (cmd === 'k8s' && args[0] === 'render') {
+    if (!args[1]) throw new UsageError('k8s render: give the overlay, e.g. `tlsweep k8s render gpu`');
+    process.stdout.write(renderCommand(args[1], { workerJob: o['worker-job'] === undefined ? undefined : intOpt('worker-job', o['worker-job'], 1), namespace: o.namespace }));
+    return 0;
+  }
+  if (cmd === 'k8s' && args[0] !== 'run') throw new UsageError('k8s: the subcommands are render and run; see `tlsweep help`');
 
   const client = new TlsweepClient(resolveCoordinator(o.coordinator));
   try {
@@ -134,6 +155,14 @@ async function main(argv: string[]): Promise<number> {
         if (!args[0]) throw new UsageError('trial: give the trial id (see `tlsweep leaderboard`)');
         await printTrial(client, args[0], { json: o.json });
         return 0;
+      }
+      case 'k8s': {
+        if (!args[1]) throw new UsageError('k8s run: give the spec file, e.g. `tlsweep k8s run examples/demo.yaml --gpus 4`');
+        return await runCommand({
+          specFile: args[1], client, overlay: o.overlay ?? 'gpu', namespace: o.namespace, image: o.image, jobName: o['job-name'],
+          gpus: o.gpus === undefined ? undefined : intOpt('gpus', o.gpus, 1),
+          unschedulableTimeoutMs: o['unschedulable-timeout'] === undefined ? undefined : intOpt('unschedulable-timeout', o['unschedulable-timeout'], 1) * 1000,
+        });
       }
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
