@@ -23,7 +23,7 @@ Keras block_k is torchvision features[k + 1] (features[1] is Keras
 `expanded_conv`, features[18] is Keras `Conv_1`/`Conv_1_bn`/`out_relu`).
 
   /usr/bin/python3 bench/engine_torch.py [--sizes 96,224] [--batch 16]
-      [--warmup 2] [--steps 10] [--first-trainable block_15_expand]
+      [--warmup 3] [--steps 20] [--first-trainable block_15_expand]
       [--cut block_14_add] [--classes 5] [--threads 2]
 
 Progress goes to stderr; stdout's last line is JSON.
@@ -243,8 +243,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="96,224", help="comma-separated square input sizes (default 96,224)")
     p.add_argument("--batch", type=positive, default=16)
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones (default 2)")
-    p.add_argument("--steps", type=positive, default=10, help="timed steps per figure (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed ones (default 3)")
+    p.add_argument("--steps", type=positive, default=20, help="timed steps per figure (default 20)")
     p.add_argument("--first-trainable", default="block_15_expand", help="first unfrozen Keras layer (default block_15_expand)")
     p.add_argument("--cut", default="block_14_add", help="Keras layer whose output is cached (default block_14_add)")
     p.add_argument("--classes", type=positive, default=5)

@@ -3,13 +3,13 @@ import { BACKEND_ORDER } from '../../services/worker/src/engine/index.js';
 
 /** What `npm run bench:engine` measures and how long. Flags override env vars, env vars override defaults. */
 export interface EngineBenchConfig {
-  /** Square input sizes (px). Flag `--sizes 96,224`, env `BENCH_ENGINE_SIZES`. @default [96, 224] */
+  /** Square input sizes (px), run smallest first. Flag `--sizes 96,224`, env `BENCH_ENGINE_SIZES`. @default [96, 224] */
   sizes: number[];
   /** Images per step, both frameworks, every figure. `--batch`, `BENCH_ENGINE_BATCH`. @default 16 (4 with --quick) */
   batch: number;
-  /** Untimed steps before each figure (operator setup, allocations). `--warmup`, `BENCH_ENGINE_WARMUP`. @default 2 (1 with --quick) */
+  /** Untimed steps before each figure (operator setup, allocations). `--warmup`, `BENCH_ENGINE_WARMUP`. @default 3 (1 with --quick) */
   warmup: number;
-  /** Timed steps per figure; the figure is batch / median step time. `--steps`, `BENCH_ENGINE_STEPS`. @default 10 (2 with --quick) */
+  /** Timed steps per figure; the figure is batch / median step time. `--steps`, `BENCH_ENGINE_STEPS`. @default 20 (2 with --quick) */
   steps: number;
   /**
    * Backbone layers fine-tuned, Keras `base_model.layers[-N:]` as the engine
@@ -92,7 +92,10 @@ export function loadEngineBenchConfig(argv: readonly string[], env: NodeJS.Proce
 
   const quick = switches.has('quick') || truthy(env.BENCH_ENGINE_QUICK);
   const sizesRaw = read('sizes');
-  const sizes = sizesRaw ? sizesRaw.text.split(',').map((s) => integer(`${sizesRaw.source} (each size)`, s.trim(), 32)) : [96, 224];
+  // Smallest first: a figure that exhausts wasm memory (largest size) then comes last.
+  const sizes = sizesRaw
+    ? [...new Set(sizesRaw.text.split(',').map((s) => integer(`${sizesRaw.source} (each size)`, s.trim(), 32)))].sort((a, b) => a - b)
+    : [96, 224];
   const backendRaw = read('backend');
   if (backendRaw && !(BACKEND_ORDER as readonly string[]).includes(backendRaw.text)) {
     throw new EngineBenchConfigError(`${backendRaw.source} must be one of ${BACKEND_ORDER.join(', ')}; got '${backendRaw.text}'`);
@@ -101,8 +104,8 @@ export function loadEngineBenchConfig(argv: readonly string[], env: NodeJS.Proce
   return {
     sizes,
     batch: int('batch', quick ? 4 : 16, 1),
-    warmup: int('warmup', quick ? 1 : 2, 0),
-    steps: int('steps', quick ? 2 : 10, 1),
+    warmup: int('warmup', quick ? 1 : 3, 0),
+    steps: int('steps', quick ? 2 : 20, 1),
     unfreeze: int('unfreeze', 20, 1),
     classes: int('classes', 5, 2),
     backend: backendRaw ? (backendRaw.text as BackendName) : undefined,

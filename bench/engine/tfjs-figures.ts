@@ -36,7 +36,18 @@ export interface TfjsSizeFigures {
   forward: Throughput;
   /** Fine-tuning as trials run phase 2: tail after the cut + head, trainOnBatch on cached cut activations. */
   fineTuneCachedCut: Throughput;
-  /** Input → whole backbone → head, trainOnBatch, gradients only into the unfrozen layers (like torch). */
+  /**
+   * Input → frozen prefix (foldedInference, no gradient tape) → the same tail
+   * + head trainOnBatch, every step: the work of a torch whole-model step, and
+   * what fine-tuning needs when augmentation rules out cached activations.
+   */
+  fineTunePrefixPerStep: Throughput;
+  /**
+   * Input → whole backbone → head as one LayersModel, trainOnBatch, gradients
+   * only into the unfrozen layers (what a Keras user would write). tfjs keeps
+   * every frozen activation on its gradient tape, so on wasm (4 GiB) this can
+   * run out of memory at 224 px: then it holds the error.
+   */
   fineTuneWholeModel: Throughput;
 }
 
@@ -45,6 +56,12 @@ function setTrainableFrom(model: tf.LayersModel, firstTrainable: number): void {
   model.layers.forEach((layer, i) => {
     layer.trainable = i >= firstTrainable;
   });
+}
+
+/** wasm reports running out of its 4 GiB as an abort or a bad table index; say so. */
+function withMemoryHint(t: Throughput): Throughput {
+  if (!('error' in t) || tf.getBackend() !== 'wasm' || !/out of bounds|abort|memory/i.test(t.error)) return t;
+  return { error: `${t.error} (likely wasm's 4 GiB memory limit: tfjs keeps every frozen activation on its gradient tape)` };
 }
 
 function trainableParams(model: tf.LayersModel): number {
@@ -65,6 +82,7 @@ export async function measureTfjsSize(size: number, opts: TfjsFigureOptions): Pr
   const firstTrainable = count - opts.unfreeze;
   const timing = { warmup: opts.warmup, steps: opts.steps, batch: opts.batch };
   const tensors: tf.Tensor[] = [];
+  const owned: Array<{ dispose(): void }> = [];
   const optimizers: tf.Optimizer[] = [];
   const layers: tf.layers.Layer[] = [...model.layers];
   const compiled = (m: tf.LayersModel) => {
@@ -96,21 +114,33 @@ export async function measureTfjsSize(size: number, opts: TfjsFigureOptions): Pr
 
     setTrainableFrom(model, firstTrainable);
     enforceBatchNormSemantics(model.layers);
+    // The prefix is frozen, so its folded weights stay valid while the tail trains.
     const prefix = foldedInference(model, cut);
-    const activations = await mapInBatches(x, imageOpts, prefix.run).finally(() => prefix.dispose());
+    owned.push(prefix);
+    const activations = await mapInBatches(x, imageOpts, prefix.run);
     tensors.push(activations);
     const tailInput = cutInput(model, cut);
     const tailModel = compiled(tf.model({ inputs: tailInput, outputs: newHead().apply(applyLayersAfterCut(model, cut, tailInput)), name: 'finetune_tail' }));
     const fineTuneCachedCut = await timeSteps(timing, async () => {
       await tailModel.trainOnBatch(activations, y);
     });
+    const fineTunePrefixPerStep = await timeSteps(timing, async () => {
+      const a = await mapInBatches(x, imageOpts, prefix.run);
+      try {
+        await tailModel.trainOnBatch(a, y);
+      } finally {
+        a.dispose();
+      }
+    });
 
     const wholeModel = compiled(tf.model({ inputs: model.inputs, outputs: newHead().apply(model.outputs[0]), name: 'finetune_whole' }));
     const images = tf.tidy(() => backbone.preprocess(x));
     tensors.push(images);
-    const fineTuneWholeModel = await timeSteps(timing, async () => {
-      await wholeModel.trainOnBatch(images, y);
-    });
+    const fineTuneWholeModel = withMemoryHint(
+      await timeSteps(timing, async () => {
+        await wholeModel.trainOnBatch(images, y);
+      }),
+    );
 
     return {
       firstTrainable: model.layers[firstTrainable].name,
@@ -119,9 +149,11 @@ export async function measureTfjsSize(size: number, opts: TfjsFigureOptions): Pr
       trainableParams: trainableParams(wholeModel),
       forward,
       fineTuneCachedCut,
+      fineTunePrefixPerStep,
       fineTuneWholeModel,
     };
   } finally {
+    for (const o of owned) o.dispose();
     tf.dispose(tensors);
     for (const o of optimizers) o.dispose();
     releaseLayers(layers);
