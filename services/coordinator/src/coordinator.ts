@@ -21,6 +21,7 @@ import { expandAll } from './searchers/searcher.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
 import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import { StateStore } from './store/state-store.js';
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 
 export interface CoordinatorOptions {
   nc: NatsConnection;
@@ -53,6 +54,8 @@ export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
   epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
   pretrained?: boolean; weightsSource?: string; backend?: string;
+  /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
+  unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
 }
 export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
 
@@ -466,6 +469,8 @@ export class Coordinator {
           valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
           epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
         });
+        if (r.unfreezeLayers !== undefined) x.unfreezeLayers = r.unfreezeLayers;
+        if (r.earlyStops !== undefined) x.earlyStops = r.earlyStops;
         if (r.pretrained !== undefined) x.pretrained = r.pretrained;
         if (r.weightsSource) x.weightsSource = r.weightsSource;
         if (r.backend) x.backend = r.backend;
@@ -520,5 +525,6 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnT
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    recipe: spec.recipe,
   };
 }

@@ -1,4 +1,6 @@
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import type { EpochReport } from '../../worker/src/engine/train-trial.js';
+import { unfreezeLabel } from '../../worker/src/engine/recipe-options.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
 /** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
@@ -31,6 +33,10 @@ export interface TrialRecord {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /** Backbone layers the unfreeze depth resolved to on the worker; 0 until the trial finishes. */
+  unfreezeLayers: number;
+  /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
+  earlyStops: EarlyStopReport[];
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
@@ -75,9 +81,24 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: '',
+    unfreezeLayers: 0,
+    earlyStops: [],
     error: '',
     queueSeq: 0,
     createdAtMs: now,
     updatedAtMs: now,
   };
+}
+
+/**
+ * The unfreeze depth as a number for sorting and the wire's `unfreeze` field:
+ * a layer count as written, else the count it resolved to (0 until known).
+ */
+export function unfreezeLayersOf(t: TrialRecord): number {
+  return typeof t.config.unfreeze === 'number' ? t.config.unfreeze : (t.unfreezeLayers ?? 0);
+}
+
+/** The unfreeze depth as written, for tables and group-by: `11`, `blocks:2`, `at:block_14_add`. */
+export function unfreezeLabelOf(t: TrialRecord): string {
+  return unfreezeLabel(t.config.unfreeze);
 }

@@ -1,6 +1,7 @@
 import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
+import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
 
-export type { DatasetSpec };
+export type { DatasetSpec, Recipe, UnfreezeSpec };
 
 /** How trials are chosen from the axes. */
 export type SearchKind = 'grid' | 'random';
@@ -16,8 +17,12 @@ export interface SweepSpecInput {
   dataset: DatasetSpec | DatasetSpec[];
   /** Backbone names, e.g. `mobilenet_v2`, `tiny_cnn`. */
   backbones: string[];
-  /** Unfreeze depths: fine-tune the top N layers of the backbone (Keras `base_model.layers[-N:]`); 0 = head only. */
-  unfreeze: number[];
+  /**
+   * Unfreeze depths: N or `{ layers: N }` fine-tunes the top N layers of the backbone (Keras
+   * `base_model.layers[-N:]`; 0 = head only); `{ blocks: N }` the top N whole blocks;
+   * `{ fineTuneAt: <layer name or index> }` that layer and everything above it.
+   */
+  unfreeze: Array<number | { layers: number } | { blocks: number } | { fineTuneAt: string | number }>;
   /** Head-phase learning rates. */
   learningRates: number[];
   /** Dropout rates before the last Dense layer. */
@@ -44,6 +49,17 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /** Recipe knobs (apply to every trial), see recipe-options.ts and README "Fine-tuning recipe". */
+  l2?: number;
+  binaryHead?: Recipe['binaryHead'];
+  optimizer?: Recipe['optimizer'];
+  momentum?: number;
+  lrSchedule?: Recipe['lrSchedule'];
+  earlyStopping?: Partial<NonNullable<Recipe['earlyStopping']>>;
+  labelSmoothing?: number;
+  classWeights?: Recipe['classWeights'];
+  trainBatchNorm?: boolean;
+  gradualUnfreeze?: Recipe['gradualUnfreeze'];
 }
 
 /** A validated spec with every default filled in. */
@@ -51,7 +67,8 @@ export interface SweepSpec {
   name: string;
   datasets: DatasetSpec[];
   backbones: string[];
-  unfreeze: number[];
+  /** `{ layers: N }` is normalised to N. */
+  unfreeze: UnfreezeSpec[];
   learningRates: number[];
   dropouts: number[];
   headEpochs: number;
@@ -65,6 +82,8 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  /** Recipe knobs with defaults filled (RECIPE_DEFAULTS). */
+  recipe: Recipe;
 }
 
 export const SPEC_DEFAULTS = {
@@ -97,7 +116,7 @@ export interface TrialConfig {
   sweepId: string;
   index: number;
   backbone: string;
-  unfreeze: number;
+  unfreeze: UnfreezeSpec;
   learningRate: number;
   dropout: number;
   dataset: DatasetSpec;
@@ -111,6 +130,8 @@ export interface TrialConfig {
   batchSize: number;
   seed: number;
   split: { valFraction: number; testFraction: number };
+  /** Recipe knobs; absent in trials queued before they existed (then RECIPE_DEFAULTS). */
+  recipe?: Recipe;
 }
 
 /** A short label for a dataset, e.g. `fashion-mnist:100/class`. */

@@ -3,10 +3,13 @@ import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
+import { parseRecipe, parseUnfreeze, RECIPE_FIELDS } from '../../../worker/src/engine/recipe-options.js';
+import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  ...RECIPE_FIELDS,
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -61,7 +64,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
     return x;
   });
-  const unfreeze = list(o, 'unfreeze', v, (x, f) => int(x, f, v, 0, 10_000, 'an integer number of top backbone layers, 0..10000 (0 = head only)'));
+  const unfreeze = list(o, 'unfreeze', v, (x, f) => parseUnfreeze(x, f, v));
   const learningRates = list(o, 'learningRates', v, (x, f) => num(x, f, v, (n) => n > 0 && n <= 10, 'a number in (0, 10]'));
   const dropouts = list(o, 'dropouts', v, (x, f) => num(x, f, v, (n) => n >= 0 && n < 1, 'a number in [0, 1)'));
 
@@ -105,14 +108,9 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
       if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
     }
   }
-  if (backbones && unfreeze) {
-    unfreeze.forEach((n, i) => {
-      for (const b of backbones) {
-        const layers = backboneInfo(b)!.layers;
-        if (n >= layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${layers}, the layer count of backbone ${b}; got ${n}` });
-      }
-    });
-  }
+  if (backbones && unfreeze) checkUnfreezeAgainstBackbones(unfreeze, backbones, v);
+  const recipe = parseRecipe(o, v);
+  checkRecipeAgainstSpec(recipe, datasets, v);
 
   if (v.length === 0 && search === 'grid') {
     const size = datasets.length * backbones!.length * unfreeze!.length * learningRates!.length * dropouts!.length;
@@ -140,6 +138,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    recipe,
   };
 }
 

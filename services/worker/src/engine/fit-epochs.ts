@@ -39,6 +39,10 @@ export interface FitEpochsOptions {
   /** Draws the shuffle order of every epoch. */
   random: () => number;
   validation: [tf.Tensor, tf.Tensor];
+  /** Loss weight per class index (tfjs `fit({ classWeight })`). @default none (all 1) */
+  classWeight?: Record<number, number>;
+  /** Called before each epoch (1-based), e.g. to set the learning rate or re-compile. @default none */
+  beforeEpoch?(epoch: number): void | Promise<void>;
   /** Called after each epoch; returning 'STOP' ends training. */
   onEpoch(epoch: number, metrics: EpochMetrics): Promise<'CONTINUE' | 'STOP'> | 'CONTINUE' | 'STOP';
 }
@@ -69,6 +73,7 @@ export async function fitEpochs(
   // wasm moved only ~40 MB/s (100 ms an epoch for 700 pooled MobileNetV2 features).
   const [xData, yData] = await Promise.all([x.data(), y.data()]);
   for (let epoch = 0; epoch < opts.epochs && !stopped; epoch++) {
+    await opts.beforeEpoch?.(epoch + 1);
     const started = performance.now();
     const order = permutation(x.shape[0], opts.random);
     const xs = permuteRows(xData, x, order);
@@ -78,6 +83,7 @@ export async function fitEpochs(
         epochs: 1,
         batchSize: opts.batchSize,
         shuffle: false,
+        ...(opts.classWeight ? { classWeight: opts.classWeight } : {}),
         validationData: opts.validation,
         verbose: 0,
         // Yield after every batch so the lease heartbeat (`working()`) keeps firing during long epochs.
