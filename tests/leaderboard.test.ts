@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, queryLeaderboard, type TrialRecord } from '../services/coordinator/src/index.js';
 import { newTrialRecord } from '../services/coordinator/src/records.js';
+import { trialToPb } from '../services/coordinator/src/grpc/convert.js';
 
 function trial(i: number, o: { sweep?: string; backbone?: string; lr?: number; val?: number | null; test?: number | null; status?: TrialRecord['status']; seconds?: number }): TrialRecord {
   const t = newTrialRecord({
@@ -75,5 +76,20 @@ describe('leaderboard query', () => {
   it('treats a NaN metric (a diverged trial) as missing, so sorting stays total', () => {
     const withNaN = [trial(10, { val: 0.5 }), trial(11, { val: NaN }), trial(12, { val: 0.9 }), trial(13, { val: 0.7 })];
     expect(queryLeaderboard(withNaN, {}).rows.map((t) => t.config.trialId)).toEqual(['t12', 't13', 't10', 't11']);
+  });
+
+  it('groups by the unfreeze depth as written and sorts by the layers it resolved to', () => {
+    const mk = (i: number, unfreeze: TrialRecord['config']['unfreeze'], layers: number, val: number) => {
+      const t = trial(i, { val });
+      t.config = { ...t.config, unfreeze };
+      t.unfreezeLayers = layers;
+      return t;
+    };
+    const ts = [mk(0, 11, 11, 0.7), mk(1, { blocks: 2 }, 19, 0.8), mk(2, { blocks: 2 }, 19, 0.6), mk(3, { fineTuneAt: 'block_14_add' }, 29, 0.5)];
+    const groups = queryLeaderboard(ts, { groupBy: 'unfreeze' }).groups.map((g) => [g.key, g.count]);
+    expect(groups.sort()).toEqual([['11', 1], ['at:block_14_add', 1], ['blocks:2', 2]]);
+    expect(queryLeaderboard(ts, { sortBy: 'unfreeze', order: 'desc' }).rows.map((t) => t.config.trialId)).toEqual(['t3', 't1', 't2', 't0']);
+    expect(trialToPb(ts[1])).toMatchObject({ unfreeze: 19, unfreezeLabel: 'blocks:2', unfreezeLayers: 19, earlyStops: [] });
+    expect(trialToPb(ts[0])).toMatchObject({ unfreeze: 11, unfreezeLabel: '11' });
   });
 });
