@@ -8,6 +8,7 @@ import type { LoadedDataset } from '../services/worker/src/data/load-dataset.js'
 import type { Backbone } from '../services/worker/src/engine/backbones/backbone.js';
 import { classWeightsFor } from '../services/worker/src/engine/class-weights.js';
 import { learningRateAt } from '../services/worker/src/engine/lr-schedule.js';
+import { createOptimizer, keepSlotsPerVariable } from '../services/worker/src/engine/optimizer.js';
 import { resolveUnfreeze, unfreezeStages } from '../services/worker/src/engine/unfreeze.js';
 import type { TrialHyperparams, TrialOutcome } from '../services/worker/src/engine/index.js';
 import { EngineConfigError, loadBackbone, selectBackend, trainTrial } from '../services/worker/src/engine/index.js';
@@ -240,6 +241,28 @@ describe('optimizers and schedules', () => {
     expect(o.history.map((h) => [h.phase, h.learningRate])).toEqual([
       ['head', 0.02], ['head', expect.closeTo(0.01, 12)], ['finetune', 0.01], ['finetune', expect.closeTo(0.005, 12)],
     ]);
+  });
+});
+
+describe('optimizer slots when variables are added', () => {
+  it('keep each variable’s Adam moments when a new variable comes first', () => {
+    const a = tf.variable(tf.tensor1d([1, 2, 3]), true, 'slot_test_a');
+    const b = tf.variable(tf.tensor1d([5]), true, 'slot_test_b');
+    const twin = tf.variable(tf.tensor1d([5]), true, 'slot_test_twin');
+    const opt = keepSlotsPerVariable(createOptimizer('adam', 0.1));
+    const ref = createOptimizer('adam', 0.1);
+    const g = () => tf.tensor1d([1]);
+    // Step 1: b alone (and its twin on a reference optimizer).
+    opt.applyGradients({ slot_test_b: g() });
+    ref.applyGradients({ slot_test_twin: g() });
+    // Step 2: a is unfrozen and listed first, as lower layers are.
+    opt.applyGradients({ slot_test_a: tf.tensor1d([1, 1, 1]), slot_test_b: g() });
+    ref.applyGradients({ slot_test_twin: g() });
+    expect(b.dataSync()[0]).toBeCloseTo(twin.dataSync()[0], 6);
+    expect(a.dataSync()[0]).toBeLessThan(1);
+    tf.dispose([a, b, twin]);
+    opt.dispose();
+    ref.dispose();
   });
 });
 
