@@ -12,6 +12,9 @@ import { createOptimizer, keepSlotsPerVariable } from '../services/worker/src/en
 import { resolveUnfreeze, unfreezeStages } from '../services/worker/src/engine/unfreeze.js';
 import type { TrialHyperparams, TrialOutcome } from '../services/worker/src/engine/index.js';
 import { EngineConfigError, loadBackbone, selectBackend, trainTrial } from '../services/worker/src/engine/index.js';
+import { parseSweepSpec, type TrialConfig } from '../services/coordinator/src/index.js';
+import { toTrialError } from '../services/worker/src/errors.js';
+import { runTrial } from '../services/worker/src/runner/run-trial.js';
 import { disposeData, sameBits, snapshotWeights, stripesDataset } from './engine-helpers.js';
 
 const BASE: TrialHyperparams = {
@@ -334,5 +337,40 @@ describe('bad recipe values', () => {
     const err = await run(bad as Partial<TrialHyperparams>).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineConfigError);
     expect((err as Error).message).toContain(field);
+  });
+});
+
+describe('from a validated spec through the worker runner', () => {
+  const spec = (extra: string) => parseSweepSpec(`name: r
+dataset: { kind: synthetic, perClass: 8 }
+backbones: [tiny_cnn]
+unfreeze: [{ blocks: 1 }, { fineTuneAt: nope_layer }]
+learningRates: [0.01]
+dropouts: [0]
+imageSize: 16
+headEpochs: 2
+fineTuneEpochs: 1
+batchSize: 8
+${extra}`);
+  const config = (s: ReturnType<typeof parseSweepSpec>, unfreeze: number): TrialConfig => ({
+    trialId: 't', sweepId: 's', index: 0, backbone: 'tiny_cnn', unfreeze: s.unfreeze[unfreeze], learningRate: 0.01, dropout: 0,
+    dataset: s.datasets[0], datasetLabel: 'synthetic', imageSize: s.imageSize, headUnits: 8, headEpochs: s.headEpochs,
+    fineTuneEpochs: s.fineTuneEpochs, fineTuneLrFactor: s.fineTuneLrFactor, batchSize: s.batchSize, seed: 0, split: s.split, recipe: s.recipe,
+  });
+
+  it('runs the recipe the spec asked for and reports the resolved depth', async () => {
+    const s = spec('lrSchedule: cosine\nearlyStopping: { patience: 5 }\n');
+    const out = await runTrial(config(s, 0), { onEpoch: async () => 'CONTINUE' });
+    // tiny_cnn: block_2 starts at layer 13 of 24.
+    expect(out.unfreezeLayers).toBe(11);
+    expect(out.history.map((h) => h.trainableLayers)).toEqual([0, 0, 11]);
+    expect(out.history[1].learningRate).toBeCloseTo(0.005, 10);
+    expect(out.earlyStops.map((e) => e.phase)).toEqual(['head', 'finetune']);
+  });
+
+  it('fails an unknown layer name as INVALID_TRIAL (not retried), naming the layer', async () => {
+    const err = await runTrial(config(spec(''), 1), { onEpoch: async () => 'CONTINUE' }).catch((e: unknown) => toTrialError(e));
+    expect(err).toMatchObject({ code: 'INVALID_TRIAL', retryable: false });
+    expect((err as Error).message).toContain("no layer named 'nope_layer'");
   });
 });
