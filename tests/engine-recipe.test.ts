@@ -42,8 +42,14 @@ beforeAll(async () => {
 });
 afterAll(() => disposeData(data));
 
+/** Runs a trial and checks that it freed every tensor it made, whatever the knobs (or the error). */
 async function run(hp: Partial<TrialHyperparams>, d: LoadedDataset = data, onModel?: (stage: string, m: tf.LayersModel) => void): Promise<TrialOutcome> {
-  return trainTrial({ ...BASE, ...hp }, d, { onEpoch: () => 'CONTINUE', onModel });
+  const before = tf.memory().numTensors;
+  try {
+    return await trainTrial({ ...BASE, ...hp }, d, { onEpoch: () => 'CONTINUE', onModel });
+  } finally {
+    expect(tf.memory().numTensors, `tensors leaked by ${JSON.stringify(hp)}`).toBe(before);
+  }
 }
 
 /** Classes 0 and 1 of `d` only. */

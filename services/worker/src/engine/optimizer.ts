@@ -12,10 +12,24 @@ export function createOptimizer(name: OptimizerName, learningRate: number, momen
     case 'adam':
       return tf.train.adam(learningRate, 0.9, 0.999);
     case 'sgd':
-      return momentum > 0 ? tf.train.momentum(learningRate, momentum) : tf.train.sgd(learningRate);
+      return momentum > 0 ? freeRateOnDispose(tf.train.momentum(learningRate, momentum)) : tf.train.sgd(learningRate);
     case 'rmsprop':
       return tf.train.rmsprop(learningRate, 0.9, 0);
   }
+}
+
+/**
+ * tfjs 4.22's MomentumOptimizer.dispose frees its momentum scalar but not the
+ * learning-rate scalar its SGD base keeps (`c`): one tensor leaked per trial.
+ */
+function freeRateOnDispose(optimizer: tf.Optimizer): tf.Optimizer {
+  const o = optimizer as unknown as { c?: tf.Tensor; dispose(): void };
+  const original = o.dispose.bind(optimizer);
+  o.dispose = () => {
+    original();
+    o.c?.dispose();
+  };
+  return optimizer;
 }
 
 /**
