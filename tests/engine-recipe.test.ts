@@ -73,8 +73,9 @@ describe('unfreeze forms on mobilenet_v2', () => {
   });
   afterAll(() => b.model.dispose());
 
-  it('has 17 whole blocks: expanded_conv and block_1..block_16 (stem and top belong to none)', () => {
+  it('has 18 blocks: the stem, expanded_conv and block_1..block_16 (the top joins block_16)', () => {
     expect(b.blockStarts.map((i) => names[i])).toEqual([
+      'Conv1_pad',
       'expanded_conv_depthwise',
       ...Array.from({ length: 16 }, (_, k) => `block_${k + 1}_expand`),
     ]);
@@ -87,6 +88,7 @@ describe('unfreeze forms on mobilenet_v2', () => {
     expect(one).toMatchObject({ layers: names.length - one.firstTrainable, label: 'blocks:1' });
     expect(names[resolveUnfreeze({ blocks: 3 }, b).firstTrainable]).toBe('block_14_expand');
     expect(names[resolveUnfreeze({ blocks: 17 }, b).firstTrainable]).toBe('expanded_conv_depthwise');
+    expect(names[resolveUnfreeze({ blocks: 18 }, b).firstTrainable]).toBe('Conv1_pad');
   });
 
   it('resolves numbers as Keras layers[-N:] and fineTuneAt by name or index', () => {
@@ -100,7 +102,7 @@ describe('unfreeze forms on mobilenet_v2', () => {
 
   it('rejects an unknown layer name, too many blocks and too deep, naming the field', () => {
     expect(() => resolveUnfreeze({ fineTuneAt: 'block_99_add' }, b)).toThrow(/unfreeze\.fineTuneAt: .*no layer named 'block_99_add'/);
-    expect(() => resolveUnfreeze({ blocks: 18 }, b)).toThrow(/unfreeze\.blocks must be an integer in 1\.\.17/);
+    expect(() => resolveUnfreeze({ blocks: 19 }, b)).toThrow(/unfreeze\.blocks must be an integer in 1\.\.18/);
     expect(() => resolveUnfreeze(155, b)).toThrow(EngineConfigError);
     expect(() => resolveUnfreeze({ fineTuneAt: 0 }, b)).toThrow(/unfreeze\.fineTuneAt/);
   });
@@ -295,7 +297,7 @@ describe('gradual unfreezing and trainBatchNorm on tiny_cnn', () => {
         },
       },
     );
-    // tiny_cnn: block_1 starts at 4, block_2 at 13, 24 layers.
+    // tiny_cnn: stem at 1, block_1 at 4, block_2 at 13, 24 layers.
     expect(o.history.map((h) => h.trainableLayers)).toEqual([0, 11, 20, 20]);
     expect(o.unfreezeLayers).toBe(20);
     expect(o.cutLayer).toBe('Conv1_relu');

@@ -58,7 +58,7 @@ describe('sweep spec validation', () => {
     ['search: random\nmaxTrials:', 'maxTrials', 'required when search is random'],
     ['backbones: []', 'backbones', 'non-empty list'],
     ['backbones: [MobileNet!]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
-    ['backbones: [resnet50]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
+    ['backbones: [alexnet]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
     ['unfreeze: [0, 155]', 'unfreeze[1]', 'below 155, the layer count of backbone mobilenet_v2'],
     ['imageSize: 24', 'imageSize', 'at least 32 for backbone mobilenet_v2'],
     ['colour: blue', 'colour', 'unknown field'],
@@ -96,7 +96,7 @@ gradualUnfreeze: { everyEpochs: 1 }
 
   it.each([
     ['unfreeze: [{ blocks: 0 }]', 'unfreeze[0]', '{ blocks: N } (N 1..1000)'],
-    ['unfreeze: [{ blocks: 18 }]', 'unfreeze[0].blocks', 'at most 17, the block count of backbone mobilenet_v2'],
+    ['unfreeze: [{ blocks: 19 }]', 'unfreeze[0].blocks', 'at most 18, the block count of backbone mobilenet_v2'],
     ['unfreeze: [{ fineTuneAt: 155 }]', 'unfreeze[0].fineTuneAt', 'below 155'],
     ['unfreeze: [{ fineTuneAt: "a b" }]', 'unfreeze[0].fineTuneAt', 'a Keras layer name'],
     ['unfreeze: [{ layer: 3 }]', 'unfreeze[0]', '{ fineTuneAt: <layer name or index> }'],

@@ -1,6 +1,8 @@
 import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import type { EpochReport } from '../../worker/src/engine/train-trial.js';
 import { unfreezeLabel } from '../../worker/src/engine/recipe-options.js';
+import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
+import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
 /** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
@@ -37,9 +39,19 @@ export interface TrialRecord {
   unfreezeLayers: number;
   /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
   earlyStops: EarlyStopReport[];
+  /** The final model on the test split (per class, confusion matrix); null until finished (and in records stored before it existed, read as `?? null`). */
+  testMetrics: ClassificationMetrics | null;
+  /** Wall seconds per phase; null until finished. */
+  phaseSeconds: PhaseSeconds | null;
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
+  /**
+   * The scheduler's STOP for the current attempt: the epoch it was given at
+   * and why. Stored with that epoch so a retried report gets the same answer.
+   * Absent in records written before schedulers existed.
+   */
+  earlyStop?: { epoch: number; reason: string } | null;
   createdAtMs: number;
   updatedAtMs: number;
 }
@@ -83,8 +95,11 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     cutLayer: '',
     unfreezeLayers: 0,
     earlyStops: [],
+    testMetrics: null,
+    phaseSeconds: null,
     error: '',
     queueSeq: 0,
+    earlyStop: null,
     createdAtMs: now,
     updatedAtMs: now,
   };

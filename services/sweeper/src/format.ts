@@ -26,6 +26,10 @@ export interface LeaderboardRow {
   weightsSource: string;
   worker: string;
   error: string;
+  /** Why the scheduler stopped the trial early; '' when it did not. */
+  stopReason: string;
+  /** The epoch at which the scheduler stopped it; 0 when it did not. */
+  stoppedAtEpoch: number;
 }
 
 const nn = (x: number) => (Number.isFinite(x) ? x : null);
@@ -53,6 +57,8 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     weightsSource: t.weightsSource,
     worker: t.worker,
     error: t.error,
+    stopReason: t.stopReason,
+    stoppedAtEpoch: t.stoppedAtEpoch,
   };
 }
 
@@ -74,7 +80,7 @@ export function leaderboardTable(rows: LeaderboardRow[]): string {
   return table(
     ['#', 'trial', 'backbone', 'unfreeze', 'lr', 'dropout', 'status', 'val acc', 'test acc', 'epochs', 'seconds', 'backend'],
     rows.map((r) => [
-      String(r.rank), r.trialId, r.backbone, unfreezeCell(r), String(r.learningRate), String(r.dropout), r.status,
+      String(r.rank), r.trialId, r.backbone, unfreezeCell(r), String(r.learningRate), String(r.dropout), r.stoppedAtEpoch > 0 ? `${r.status}@${r.stoppedAtEpoch}` : r.status,
       pct(r.valAccuracy), pct(r.testAccuracy), String(r.epochs), r.seconds.toFixed(1), r.backend + (r.pretrained ? '' : ' (no pretrained weights)'),
     ]),
     new Set([0, 3, 4, 5, 7, 8, 9, 10]),

@@ -7,10 +7,12 @@ import { parseArgs } from 'node:util';
 import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
+import { printTrial } from './commands/trial.js';
 import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
+import { runFeatureMaps } from './commands/feature-maps.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -22,7 +24,10 @@ Usage:
   tlsweep status [sweepId] [--json]           one sweep, or all sweeps
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
                       [--backbone NAME] [--status S] [--all] [--json]
+  tlsweep trial <trialId> [--json]            one trial: config, history, test metrics per class, confusion matrix
   tlsweep cancel <sweepId>
+  tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
+                                              one layer's activation grid for an image (no --layer: list layers)
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -47,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       backbone: { type: 'string' },
       status: { type: 'string' },
       all: { type: 'boolean' },
+      layer: { type: 'string' },
+      out: { type: 'string' },
+      'image-size': { type: 'string' },
+      channels: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,11 +71,19 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
 
+  if (cmd === 'feature-maps') {
+    if (args.length < 2) throw new UsageError('feature-maps: give a backbone and an image, e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
+    return runFeatureMaps({
+      backbone: args[0], image: args[1], layer: o.layer, out: o.out,
+      imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64),
+    });
+  }
   if (cmd === 'demo') return runDemo({ workers: intOpt('workers', o.workers, 2), specFile: o.spec });
   if (cmd === 'up') {
     const cluster = await startLocalCluster({ workers: intOpt('workers', o.workers, 2), env: clusterEnv() });
     writeClusterFile({ coordinator: cluster.coordinator, natsUrl: cluster.natsUrl, pid: process.pid, startedAt: new Date().toISOString() });
     console.log(`tlsweep cluster up: coordinator ${cluster.coordinator}, NATS ${cluster.natsUrl}, ${cluster.workers.length} workers; logs in ${cluster.logDir}`);
+    if (cluster.dashboardUrl) console.log(`dashboard: ${cluster.dashboardUrl} (metrics at ${cluster.dashboardUrl}metrics)`);
     console.log('Submit with `tlsweep submit examples/demo.yaml --watch` in another terminal; Ctrl-C stops the cluster.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -113,6 +130,11 @@ async function main(argv: string[]): Promise<number> {
           backbone: o.backbone, status: o.status, json: o.json, all: o.all,
         });
         return 0;
+      case 'trial': {
+        if (!args[0]) throw new UsageError('trial: give the trial id (see `tlsweep leaderboard`)');
+        await printTrial(client, args[0], { json: o.json });
+        return 0;
+      }
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));

@@ -3,6 +3,7 @@ import type { TrialCounts } from '../coordinator.js';
 import { InvalidArgumentError } from '../errors.js';
 import { unfreezeLabelOf, unfreezeLayersOf, type EpochRecord, type SweepRecord, type TrialRecord } from '../records.js';
 import type { EarlyStopReport } from '../../../worker/src/engine/early-stopping.js';
+import type { ClassificationMetrics } from '../../../worker/src/engine/metrics.js';
 
 /** Records → wire messages. Absent metrics travel as NaN (proto3 doubles have no null). */
 export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
@@ -36,6 +37,40 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     unfreezeLayers: t.unfreezeLayers ?? 0,
     // Records stored before early stopping existed have no list.
     earlyStops: (t.earlyStops ?? []).map((e) => ({ ...e })),
+    stopReason: t.earlyStop?.reason ?? '',
+    stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
+    testMetrics: t.testMetrics ? testMetricsToPb(t.testMetrics) : undefined,
+    phaseSeconds: t.phaseSeconds ?? undefined,
+  };
+}
+
+/** Above this many classes the confusion matrix (classes² counts) is not stored: it would dominate the trial record. */
+export const MAX_CONFUSION_CLASSES = 100;
+
+/** Test metrics → wire: the confusion matrix flattened row-major, top-5 NaN when not applicable. */
+export function testMetricsToPb(m: ClassificationMetrics): pb.TrialTestMetrics {
+  return {
+    count: m.count,
+    accuracy: m.accuracy,
+    top5Accuracy: m.top5Accuracy ?? NaN,
+    classes: m.perClass.map((c) => ({ ...c })),
+    confusion: m.perClass.length <= MAX_CONFUSION_CLASSES ? m.confusion.flat() : [],
+  };
+}
+
+/** Wire → test metrics, checking the confusion matrix's shape. @throws InvalidArgumentError */
+export function testMetricsFromPb(m: pb.TrialTestMetrics | undefined): ClassificationMetrics | null {
+  if (!m) return null;
+  const k = m.classes.length;
+  if (m.confusion.length !== 0 && m.confusion.length !== k * k) {
+    throw new InvalidArgumentError([{ field: 'test_metrics.confusion', message: `must hold classes² = ${k * k} counts (or none); got ${m.confusion.length}` }], 'invalid report');
+  }
+  return {
+    count: m.count,
+    accuracy: m.accuracy,
+    top5Accuracy: Number.isNaN(m.top5Accuracy) ? null : m.top5Accuracy,
+    perClass: m.classes.map((c) => ({ ...c })),
+    confusion: m.confusion.length === 0 ? [] : Array.from({ length: k }, (_, i) => m.confusion.slice(i * k, (i + 1) * k)),
   };
 }
 

@@ -17,7 +17,8 @@ export interface PhaseOptions {
   /** Compiled with `optimizer`. */
   model: tf.LayersModel;
   optimizer: tf.Optimizer;
-  x: tf.Tensor;
+  /** The training input, or one per phase epoch (0-based), e.g. augmented passes. */
+  x: tf.Tensor | ((epoch: number) => tf.Tensor);
   y: tf.Tensor;
   validation: [tf.Tensor, tf.Tensor];
   epochs: number;

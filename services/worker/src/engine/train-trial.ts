@@ -16,6 +16,10 @@ import { resolveUnfreeze, stageAt, unfreezeStages } from './unfreeze.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { AugmentationConfig } from './augment-config.js';
+import { passInput } from './augmented-passes.js';
+import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
+import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
 
 /**
  * One trial's recipe (Keras transfer-learning guide: train the head, then
@@ -45,6 +49,8 @@ export interface TrialHyperparams extends Partial<Recipe> {
   batchSize: number;
   /** Seeds initializers, dropout masks and shuffling. */
   seed: number;
+  /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
+  augmentation?: AugmentationConfig | null;
 }
 
 export interface EpochReport {
@@ -108,6 +114,10 @@ export interface TrialOutcome {
   /** What early stopping did, one entry per phase it watched. */
   earlyStops: EarlyStopReport[];
   history: EpochReport[];
+  /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
+  testMetrics: ClassificationMetrics;
+  /** Wall seconds per phase. */
+  phaseSeconds: PhaseSeconds;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -209,7 +219,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  * backbone (computed once, in inference mode); phase 2 fine-tunes the top
  * `unfreeze` backbone layers with the head, on activations cached at the
  * deepest clean cut below them. The cache-then-tail split is exact because
- * the frozen prefix runs in inference mode and there is no augmentation; the
+ * the frozen prefix runs in inference mode and augmentation comes before it
+ * (augmented-passes.ts); the
  * cache is computed with BatchNorm folded into the convolutions
  * (folded-inference.ts), which changes it only by float rounding.
  *
@@ -217,6 +228,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  */
 export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
+  const timer = new PhaseTimer();
+  hooks = timer.wrap(hooks);
   const recipe = validate(hp, data);
   const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
   const layerCount = backbone.model.layers.length;
@@ -248,7 +261,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('features');
     const y = mapSplits((s) => res.keep(targets.encode(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, depth.layers) : null;
-    const { pooled, tail } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo }, (t) => res.keep(t));
+    const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
@@ -272,7 +286,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       phase: 'head',
       model: headModel,
       optimizer: headOptimizer,
-      x: pooled.train,
+      x: passInput(trainPasses.pooled, 0),
       y: y.train,
       validation: [pooled.val, y.val],
       epochs: hp.headEpochs,
@@ -302,7 +316,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
         phase: 'finetune',
         model: fineTuneModel,
         optimizer,
-        x: tail.activations.train,
+        x: passInput(trainPasses.activations!, history.length),
         y: y.train,
         validation: [tail.activations.val, y.val],
         epochs: hp.fineTuneEpochs,
@@ -332,6 +346,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('evaluate');
     const val = await evaluate(finalModel, finalInputs.val, y.val, hp.batchSize);
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
+    const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
     return {
       valAccuracy: val.accuracy,
@@ -350,6 +365,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       unfreezeLayers: depth.layers,
       earlyStops,
       history,
+      testMetrics,
+      phaseSeconds: timer.stop(),
     };
   } finally {
     res.release();

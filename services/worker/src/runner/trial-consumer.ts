@@ -1,11 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import { TRIAL_STREAM, WORKER_CONSUMER, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, testMetricsToPb, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
   nc: NatsConnection;
@@ -22,6 +23,8 @@ export interface TrialConsumerOptions {
   maxTrials?: number;
   /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
   featureMemo?: FeatureMemo;
+  /** Prometheus metrics to update. @default none */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -103,10 +106,14 @@ export class TrialConsumer {
     const log = this.o.log.child({ sweepId: cfg.sweepId, trialId: cfg.trialId, attempt });
     const { reporter } = this.o;
     const heartbeat = setInterval(() => msg.working(), this.o.heartbeatMs ?? 10_000);
+    const metrics = this.o.metrics;
+    let trainImages = 0;
+    metrics?.trialStarted();
     try {
       const start = await reporter.trialStarted({ trialId: cfg.trialId, attempt, worker: this.o.workerId, backend: this.o.backend, pretrained: false, weightsSource: '' });
       if (start.action === 'STOP') {
         log.info('trial.skipped', { reason: start.reason });
+        metrics?.trialEnded('skipped');
         msg.ack();
         return;
       }
@@ -121,6 +128,7 @@ export class TrialConsumer {
             metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 },
           });
           log.info('trial.epoch', { ...m, decision: d.action });
+          metrics?.epoch(m, trainImages);
           // A drain stops the trial between epochs; after the last one the result is kept.
           if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
             stoppedByDrain = true;
@@ -129,6 +137,7 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
+        onDataset: (sizes) => (trainImages = sizes.train),
       }, this.o.featureMemo);
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
@@ -149,20 +158,25 @@ export class TrialConsumer {
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
+        testMetrics: testMetricsToPb(outcome.testMetrics),
+        phaseSeconds: outcome.phaseSeconds,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
         // delete the message the owner still needs, so leave it to the owner or to redelivery.
         log.warn('trial.result_refused', { reason: fin.reason });
+        metrics?.trialEnded('refused');
         return;
       }
       msg.ack();
+      metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
       log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
     } catch (err) {
       const te = toTrialError(err);
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
       const retrying = te.retryable && !lastTry;
       log.warn('trial.error', { code: te.code, error: te.message, retrying });
+      metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
       await reporter
         .trialFailed({ trialId: cfg.trialId, attempt, error: te.message, code: te.code, retrying })
         .catch((e) => log.error('trial.fail_report_lost', { error: (e as Error).message }));

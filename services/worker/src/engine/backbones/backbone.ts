@@ -3,7 +3,7 @@ import type { PreprocessMode } from '../preprocess.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
-  /** Registry name: 'mobilenet_v2' | 'tiny_cnn'. */
+  /** Registry name (see catalog.ts). */
   name: string;
   /**
    * Input [null, H, W, 3] → last feature map. Fresh weights on every load:
@@ -33,8 +33,18 @@ export interface Backbone {
 
 /** Options for {@link loadBackbone}. */
 export interface BackboneOptions {
-  /** Square input size in pixels. @default the backbone's own default (96 for mobilenet_v2, 32 for tiny_cnn) */
+  /** Square input size in pixels. @default the backbone's own default (catalog.ts: 96 for mobilenet_v2, 32 for tiny_cnn, 224 for the Keras applications) */
   imageSize?: number;
-  /** Seed for randomly initialised weights (tiny_cnn). @default 0 */
+  /** Seed for randomly initialised weights (tiny_cnn, efficientnet_b0, nasnet_mobile, and `weights: 'none'`). @default 0 */
   seed?: number;
+  /**
+   * 'bundled': the weights tlsweep ships for the backbone, if any (nsfwjs for
+   * mobilenet_v2 and inception_v3); 'none': the architecture built in code,
+   * randomly initialised from `seed` (inception_v3; backbones without bundled
+   * weights are always random). @default 'bundled'
+   */
+  weights?: BackboneWeights;
 }
+
+/** Which weights {@link BackboneOptions} asks for. */
+export type BackboneWeights = 'bundled' | 'none';
