@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, queryLeaderboard, type TrialRecord } from '../services/coordinator/src/index.js';
 import { newTrialRecord } from '../services/coordinator/src/records.js';
 import { trialToPb } from '../services/coordinator/src/grpc/convert.js';
+import { Trial } from '../proto/generated/tlsweep/v1/tlsweep.js';
+import { formatTrial, toTrialView } from '../services/sweeper/src/commands/trial.js';
 
 function trial(i: number, o: { sweep?: string; backbone?: string; lr?: number; val?: number | null; test?: number | null; status?: TrialRecord['status']; seconds?: number }): TrialRecord {
   const t = newTrialRecord({
@@ -92,4 +94,19 @@ describe('leaderboard query', () => {
     expect(trialToPb(ts[1])).toMatchObject({ unfreeze: 19, unfreezeLabel: 'blocks:2', unfreezeLayers: 19, earlyStops: [] });
     expect(trialToPb(ts[0])).toMatchObject({ unfreeze: 11, unfreezeLabel: '11' });
   });
+
+  it('tlsweep trial shows the resolved depth, each epoch’s learning rate and what early stopping did', () => {
+    const t = trial(7, { val: 0.8 });
+    t.config = { ...t.config, unfreeze: { blocks: 2 } };
+    t.unfreezeLayers = 19;
+    t.earlyStops = [{ phase: 'head', bestEpoch: 2, stoppedEpoch: 3, restored: true }];
+    t.history = [1, 2, 3].map((epoch) => ({ phase: 'head' as const, epoch, loss: 1, accuracy: 0.5, valLoss: 1, valAccuracy: 0.5, seconds: 1, learningRate: 0.01 / epoch, trainableLayers: 0 }));
+    const view = toTrialView(Trial.fromPartial(trialToPb(t)));
+    expect(view).toMatchObject({ unfreezeLabel: 'blocks:2', unfreezeLayers: 19, earlyStops: t.earlyStops });
+    const text = formatTrial(view);
+    expect(text).toContain('unfreeze blocks:2: 19 backbone layers');
+    expect(text).toContain('learning rate by epoch: 0.0100, 0.00500, 0.00333');
+    expect(text).toContain('early stopping (head): best val loss at epoch 2, stopped after epoch 3, weights of epoch 2 restored');
+  });
 });
+
