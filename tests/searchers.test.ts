@@ -10,7 +10,7 @@ learningRates: [0.1, 0.01]
 dropouts: [0.2, 0.5]
 ${extra}`);
 
-const key = (p: { backbone: string; unfreeze: number; learningRate: number; dropout: number }) => `${p.backbone}/${p.unfreeze}/${p.learningRate}/${p.dropout}`;
+const key = (p: { backbone: string; unfreeze: unknown; learningRate: number; dropout: number }) => `${p.backbone}/${p.unfreeze}/${p.learningRate}/${p.dropout}`;
 
 describe('searchers', () => {
   it('grid expands the full cartesian product once, in a fixed order', () => {

@@ -25,6 +25,8 @@ import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spe
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
+import { unfreezesAnything } from '../../worker/src/engine/recipe-options.js';
 
 export interface CoordinatorOptions {
   nc: NatsConnection;
@@ -57,6 +59,8 @@ export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
   epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
   pretrained?: boolean; weightsSource?: string; backend?: string;
+  /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
+  unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
   testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
 }
 export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
@@ -599,6 +603,8 @@ export class Coordinator {
           valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
           epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
         });
+        if (r.unfreezeLayers !== undefined) x.unfreezeLayers = r.unfreezeLayers;
+        if (r.earlyStops !== undefined) x.earlyStops = r.earlyStops;
         if (r.pretrained !== undefined) x.pretrained = r.pretrained;
         if (r.weightsSource) x.weightsSource = r.weightsSource;
         if (r.backend) x.backend = r.backend;
@@ -651,7 +657,7 @@ function trialMetric(t: TrialRecord, spec: SweepSpec): number | null {
 
 /** Epochs a trial runs when nothing stops it (trials with unfreeze 0 skip fine-tuning). */
 function plannedEpochs(c: TrialConfig): number {
-  return c.headEpochs + (c.unfreeze > 0 ? c.fineTuneEpochs : 0);
+  return c.headEpochs + (unfreezesAnything(c.unfreeze) ? c.fineTuneEpochs : 0);
 }
 
 function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchPoint): TrialConfig {
@@ -675,6 +681,7 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchP
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    recipe: spec.recipe,
     augmentation: spec.augmentation ?? null,
   };
 }

@@ -1,4 +1,6 @@
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import type { EpochReport } from '../../worker/src/engine/train-trial.js';
+import { unfreezeLabel } from '../../worker/src/engine/recipe-options.js';
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
@@ -33,6 +35,10 @@ export interface TrialRecord {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /** Backbone layers the unfreeze depth resolved to on the worker; 0 until the trial finishes. */
+  unfreezeLayers: number;
+  /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
+  earlyStops: EarlyStopReport[];
   /** The final model on the test split (per class, confusion matrix); null until finished (and in records stored before it existed, read as `?? null`). */
   testMetrics: ClassificationMetrics | null;
   /** Wall seconds per phase; null until finished. */
@@ -87,6 +93,8 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: '',
+    unfreezeLayers: 0,
+    earlyStops: [],
     testMetrics: null,
     phaseSeconds: null,
     error: '',
@@ -95,4 +103,17 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     createdAtMs: now,
     updatedAtMs: now,
   };
+}
+
+/**
+ * The unfreeze depth as a number for sorting and the wire's `unfreeze` field:
+ * a layer count as written, else the count it resolved to (0 until known).
+ */
+export function unfreezeLayersOf(t: TrialRecord): number {
+  return typeof t.config.unfreeze === 'number' ? t.config.unfreeze : (t.unfreezeLayers ?? 0);
+}
+
+/** The unfreeze depth as written, for tables and group-by: `11`, `blocks:2`, `at:block_14_add`. */
+export function unfreezeLabelOf(t: TrialRecord): string {
+  return unfreezeLabel(t.config.unfreeze);
 }

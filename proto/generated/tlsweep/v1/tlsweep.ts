@@ -101,6 +101,22 @@ export interface EpochMetrics {
   valLoss: number;
   valAccuracy: number;
   seconds: number;
+  /** Learning rate the optimizer used in this epoch (after the schedule). */
+  learningRate: number;
+  /** Backbone layers trainable in this epoch (0 in the head phase; grows under gradual unfreezing). */
+  trainableLayers: number;
+}
+
+/** What early stopping did in one phase (Keras EarlyStopping on val_loss). */
+export interface EarlyStop {
+  /** head | finetune */
+  phase: string;
+  /** Epoch (1-based over both phases) with the best val_loss. */
+  bestEpoch: number;
+  /** Epoch after which the phase stopped; 0 when it ran all its epochs. */
+  stoppedEpoch: number;
+  /** Whether the best epoch's weights were put back at the end of the phase. */
+  restored: boolean;
 }
 
 export interface Trial {
@@ -131,6 +147,14 @@ export interface Trial {
   weightsSource: string;
   totalParams: number;
   trainableParams: number;
+  /** The unfreeze depth as written (e.g. "11", "blocks:2", "at:block_14_add"); what group-by unfreeze shows. */
+  unfreezeLabel: string;
+  /**
+   * Backbone layers the depth resolved to on the worker (0 until known). `unfreeze` above carries
+   * this too when the depth was not a plain layer count.
+   */
+  unfreezeLayers: number;
+  earlyStops: EarlyStop[];
   /** Early stopping (fields 70-79): why the sweep's scheduler (asha | median) stopped the trial, and at which epoch; empty / 0 when it did not. */
   stopReason: string;
   stoppedAtEpoch: number;
@@ -251,6 +275,9 @@ export interface TrialFinishedRequest {
   pretrained: boolean;
   weightsSource: string;
   backend: string;
+  /** Backbone layers the unfreeze depth resolved to. */
+  unfreezeLayers: number;
+  earlyStops: EarlyStop[];
   testMetrics?: TrialTestMetrics | undefined;
   phaseSeconds?: PhaseSeconds | undefined;
 }
@@ -1332,7 +1359,17 @@ export const TrialEvent: MessageFns<TrialEvent> = {
 };
 
 function createBaseEpochMetrics(): EpochMetrics {
-  return { phase: "", epoch: 0, loss: 0, accuracy: 0, valLoss: 0, valAccuracy: 0, seconds: 0 };
+  return {
+    phase: "",
+    epoch: 0,
+    loss: 0,
+    accuracy: 0,
+    valLoss: 0,
+    valAccuracy: 0,
+    seconds: 0,
+    learningRate: 0,
+    trainableLayers: 0,
+  };
 }
 
 export const EpochMetrics: MessageFns<EpochMetrics> = {
@@ -1357,6 +1394,12 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     }
     if (message.seconds !== 0) {
       writer.uint32(57).double(message.seconds);
+    }
+    if (message.learningRate !== 0) {
+      writer.uint32(81).double(message.learningRate);
+    }
+    if (message.trainableLayers !== 0) {
+      writer.uint32(88).uint32(message.trainableLayers);
     }
     return writer;
   },
@@ -1430,6 +1473,22 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
             message.seconds = reader.double();
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.learningRate = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.trainableLayers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1459,6 +1518,16 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
         ? globalThis.Number(object.val_accuracy)
         : 0,
       seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      learningRate: isSet(object.learningRate)
+        ? globalThis.Number(object.learningRate)
+        : isSet(object.learning_rate)
+        ? globalThis.Number(object.learning_rate)
+        : 0,
+      trainableLayers: isSet(object.trainableLayers)
+        ? globalThis.Number(object.trainableLayers)
+        : isSet(object.trainable_layers)
+        ? globalThis.Number(object.trainable_layers)
+        : 0,
     };
   },
 
@@ -1485,6 +1554,12 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     if (message.seconds !== 0) {
       obj.seconds = floatToJson(message.seconds);
     }
+    if (message.learningRate !== 0) {
+      obj.learningRate = floatToJson(message.learningRate);
+    }
+    if (message.trainableLayers !== 0) {
+      obj.trainableLayers = Math.round(message.trainableLayers);
+    }
     return obj;
   },
 
@@ -1500,6 +1575,133 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     message.valLoss = object.valLoss ?? 0;
     message.valAccuracy = object.valAccuracy ?? 0;
     message.seconds = object.seconds ?? 0;
+    message.learningRate = object.learningRate ?? 0;
+    message.trainableLayers = object.trainableLayers ?? 0;
+    return message;
+  },
+};
+
+function createBaseEarlyStop(): EarlyStop {
+  return { phase: "", bestEpoch: 0, stoppedEpoch: 0, restored: false };
+}
+
+export const EarlyStop: MessageFns<EarlyStop> = {
+  encode(message: EarlyStop, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.phase !== "") {
+      writer.uint32(10).string(message.phase);
+    }
+    if (message.bestEpoch !== 0) {
+      writer.uint32(16).uint32(message.bestEpoch);
+    }
+    if (message.stoppedEpoch !== 0) {
+      writer.uint32(24).uint32(message.stoppedEpoch);
+    }
+    if (message.restored !== false) {
+      writer.uint32(32).bool(message.restored);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EarlyStop {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEarlyStop();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bestEpoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stoppedEpoch = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.restored = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EarlyStop {
+    return {
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      bestEpoch: isSet(object.bestEpoch)
+        ? globalThis.Number(object.bestEpoch)
+        : isSet(object.best_epoch)
+        ? globalThis.Number(object.best_epoch)
+        : 0,
+      stoppedEpoch: isSet(object.stoppedEpoch)
+        ? globalThis.Number(object.stoppedEpoch)
+        : isSet(object.stopped_epoch)
+        ? globalThis.Number(object.stopped_epoch)
+        : 0,
+      restored: isSet(object.restored) ? globalThis.Boolean(object.restored) : false,
+    };
+  },
+
+  toJSON(message: EarlyStop): unknown {
+    const obj: any = {};
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.bestEpoch !== 0) {
+      obj.bestEpoch = Math.round(message.bestEpoch);
+    }
+    if (message.stoppedEpoch !== 0) {
+      obj.stoppedEpoch = Math.round(message.stoppedEpoch);
+    }
+    if (message.restored !== false) {
+      obj.restored = message.restored;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EarlyStop>): EarlyStop {
+    return EarlyStop.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EarlyStop>): EarlyStop {
+    const message = createBaseEarlyStop();
+    message.phase = object.phase ?? "";
+    message.bestEpoch = object.bestEpoch ?? 0;
+    message.stoppedEpoch = object.stoppedEpoch ?? 0;
+    message.restored = object.restored ?? false;
     return message;
   },
 };
@@ -1531,6 +1733,9 @@ function createBaseTrial(): Trial {
     weightsSource: "",
     totalParams: 0,
     trainableParams: 0,
+    unfreezeLabel: "",
+    unfreezeLayers: 0,
+    earlyStops: [],
     stopReason: "",
     stoppedAtEpoch: 0,
     testMetrics: undefined,
@@ -1614,6 +1819,15 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.trainableParams !== 0) {
       writer.uint32(200).uint64(message.trainableParams);
+    }
+    if (message.unfreezeLabel !== "") {
+      writer.uint32(322).string(message.unfreezeLabel);
+    }
+    if (message.unfreezeLayers !== 0) {
+      writer.uint32(328).uint32(message.unfreezeLayers);
+    }
+    for (const v of message.earlyStops) {
+      EarlyStop.encode(v!, writer.uint32(338).fork()).join();
     }
     if (message.stopReason !== "") {
       writer.uint32(562).string(message.stopReason);
@@ -1843,6 +2057,30 @@ export const Trial: MessageFns<Trial> = {
             message.trainableParams = longToNumber(reader.uint64());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.unfreezeLabel = reader.string();
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.unfreezeLayers = reader.uint32();
+            continue;
+          }
+          case 42: {
+            if (tag !== 338) {
+              break;
+            }
+
+            message.earlyStops.push(EarlyStop.decode(reader, reader.uint32()));
+            continue;
+          }
           case 70: {
             if (tag !== 562) {
               break;
@@ -1960,6 +2198,21 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.trainable_params)
         ? globalThis.Number(object.trainable_params)
         : 0,
+      unfreezeLabel: isSet(object.unfreezeLabel)
+        ? globalThis.String(object.unfreezeLabel)
+        : isSet(object.unfreeze_label)
+        ? globalThis.String(object.unfreeze_label)
+        : "",
+      unfreezeLayers: isSet(object.unfreezeLayers)
+        ? globalThis.Number(object.unfreezeLayers)
+        : isSet(object.unfreeze_layers)
+        ? globalThis.Number(object.unfreeze_layers)
+        : 0,
+      earlyStops: globalThis.Array.isArray(object?.earlyStops)
+        ? object.earlyStops.map((e: any) => EarlyStop.fromJSON(e))
+        : globalThis.Array.isArray(object?.early_stops)
+        ? object.early_stops.map((e: any) => EarlyStop.fromJSON(e))
+        : [],
       stopReason: isSet(object.stopReason)
         ? globalThis.String(object.stopReason)
         : isSet(object.stop_reason)
@@ -2060,6 +2313,15 @@ export const Trial: MessageFns<Trial> = {
     if (message.trainableParams !== 0) {
       obj.trainableParams = Math.round(message.trainableParams);
     }
+    if (message.unfreezeLabel !== "") {
+      obj.unfreezeLabel = message.unfreezeLabel;
+    }
+    if (message.unfreezeLayers !== 0) {
+      obj.unfreezeLayers = Math.round(message.unfreezeLayers);
+    }
+    if (message.earlyStops?.length) {
+      obj.earlyStops = message.earlyStops.map((e) => EarlyStop.toJSON(e));
+    }
     if (message.stopReason !== "") {
       obj.stopReason = message.stopReason;
     }
@@ -2105,6 +2367,9 @@ export const Trial: MessageFns<Trial> = {
     message.weightsSource = object.weightsSource ?? "";
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
+    message.unfreezeLabel = object.unfreezeLabel ?? "";
+    message.unfreezeLayers = object.unfreezeLayers ?? 0;
+    message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
     message.stopReason = object.stopReason ?? "";
     message.stoppedAtEpoch = object.stoppedAtEpoch ?? 0;
     message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
@@ -3500,6 +3765,8 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     pretrained: false,
     weightsSource: "",
     backend: "",
+    unfreezeLayers: 0,
+    earlyStops: [],
     testMetrics: undefined,
     phaseSeconds: undefined,
   };
@@ -3551,6 +3818,12 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.backend !== "") {
       writer.uint32(122).string(message.backend);
+    }
+    if (message.unfreezeLayers !== 0) {
+      writer.uint32(160).uint32(message.unfreezeLayers);
+    }
+    for (const v of message.earlyStops) {
+      EarlyStop.encode(v!, writer.uint32(170).fork()).join();
     }
     if (message.testMetrics !== undefined) {
       TrialTestMetrics.encode(message.testMetrics, writer.uint32(242).fork()).join();
@@ -3694,6 +3967,22 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.backend = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.unfreezeLayers = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.earlyStops.push(EarlyStop.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -3775,6 +4064,16 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         ? globalThis.String(object.weights_source)
         : "",
       backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      unfreezeLayers: isSet(object.unfreezeLayers)
+        ? globalThis.Number(object.unfreezeLayers)
+        : isSet(object.unfreeze_layers)
+        ? globalThis.Number(object.unfreeze_layers)
+        : 0,
+      earlyStops: globalThis.Array.isArray(object?.earlyStops)
+        ? object.earlyStops.map((e: any) => EarlyStop.fromJSON(e))
+        : globalThis.Array.isArray(object?.early_stops)
+        ? object.early_stops.map((e: any) => EarlyStop.fromJSON(e))
+        : [],
       testMetrics: isSet(object.testMetrics)
         ? TrialTestMetrics.fromJSON(object.testMetrics)
         : isSet(object.test_metrics)
@@ -3835,6 +4134,12 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.backend !== "") {
       obj.backend = message.backend;
     }
+    if (message.unfreezeLayers !== 0) {
+      obj.unfreezeLayers = Math.round(message.unfreezeLayers);
+    }
+    if (message.earlyStops?.length) {
+      obj.earlyStops = message.earlyStops.map((e) => EarlyStop.toJSON(e));
+    }
     if (message.testMetrics !== undefined) {
       obj.testMetrics = TrialTestMetrics.toJSON(message.testMetrics);
     }
@@ -3864,6 +4169,8 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.pretrained = object.pretrained ?? false;
     message.weightsSource = object.weightsSource ?? "";
     message.backend = object.backend ?? "";
+    message.unfreezeLayers = object.unfreezeLayers ?? 0;
+    message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
     message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
       ? TrialTestMetrics.fromPartial(object.testMetrics)
       : undefined;

@@ -1,7 +1,8 @@
 import type * as pb from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
 import type { TrialCounts } from '../coordinator.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { EpochRecord, SweepRecord, TrialRecord } from '../records.js';
+import { unfreezeLabelOf, unfreezeLayersOf, type EpochRecord, type SweepRecord, type TrialRecord } from '../records.js';
+import type { EarlyStopReport } from '../../../worker/src/engine/early-stopping.js';
 import type { ClassificationMetrics } from '../../../worker/src/engine/metrics.js';
 
 /** Records → wire messages. Absent metrics travel as NaN (proto3 doubles have no null). */
@@ -11,7 +12,7 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     sweepId: t.config.sweepId,
     index: t.config.index,
     backbone: t.config.backbone,
-    unfreeze: t.config.unfreeze,
+    unfreeze: unfreezeLayersOf(t),
     learningRate: t.config.learningRate,
     dropout: t.config.dropout,
     dataset: t.config.datasetLabel,
@@ -32,6 +33,10 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     weightsSource: t.weightsSource,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
+    unfreezeLabel: unfreezeLabelOf(t),
+    unfreezeLayers: t.unfreezeLayers ?? 0,
+    // Records stored before early stopping existed have no list.
+    earlyStops: (t.earlyStops ?? []).map((e) => ({ ...e })),
     stopReason: t.earlyStop?.reason ?? '',
     stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
     testMetrics: t.testMetrics ? testMetricsToPb(t.testMetrics) : undefined,
@@ -70,7 +75,11 @@ export function testMetricsFromPb(m: pb.TrialTestMetrics | undefined): Classific
 }
 
 export function epochToPb(e: EpochRecord): pb.EpochMetrics {
-  return { ...e };
+  return { ...e, learningRate: e.learningRate ?? NaN, trainableLayers: e.trainableLayers ?? 0 };
+}
+
+export function earlyStopFromPb(e: pb.EarlyStop): EarlyStopReport {
+  return { phase: e.phase === 'finetune' ? 'finetune' : 'head', bestEpoch: e.bestEpoch, stoppedEpoch: e.stoppedEpoch, restored: e.restored };
 }
 
 export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
@@ -83,6 +92,8 @@ export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
     valLoss: e.valLoss,
     valAccuracy: e.valAccuracy,
     seconds: e.seconds,
+    learningRate: e.learningRate,
+    trainableLayers: e.trainableLayers,
   };
 }
 

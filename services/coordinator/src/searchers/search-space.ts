@@ -1,4 +1,4 @@
-import type { DatasetSpec, NumericRange, SweepSpec } from '../spec/sweep-spec.js';
+import type { DatasetSpec, NumericRange, SweepSpec, UnfreezeSpec } from '../spec/sweep-spec.js';
 import type { Rng } from '../../../worker/src/data/prng.js';
 import type { SearchPoint } from './searcher.js';
 
@@ -45,7 +45,7 @@ export function pointFrom(values: Record<AxisName, unknown>): SearchPoint {
   return {
     dataset: values.dataset as DatasetSpec,
     backbone: values.backbone as string,
-    unfreeze: values.unfreeze as number,
+    unfreeze: values.unfreeze as UnfreezeSpec,
     learningRate: values.learningRate as number,
     dropout: values.dropout as number,
   };

@@ -1,7 +1,8 @@
 import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
+import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
 import type { AugmentationConfig, AugmentationInput } from '../../../worker/src/engine/augment-config.js';
 
-export type { DatasetSpec };
+export type { DatasetSpec, Recipe, UnfreezeSpec };
 
 /** Early-stopping rule of a sweep: `fifo` never stops a trial. */
 export type SchedulerKind = 'fifo' | 'asha' | 'median';
@@ -74,8 +75,12 @@ export interface SweepSpecInput {
   dataset: DatasetSpec | DatasetSpec[];
   /** Backbone names, e.g. `mobilenet_v2`, `tiny_cnn`. */
   backbones: string[];
-  /** Unfreeze depths: fine-tune the top N layers of the backbone (Keras `base_model.layers[-N:]`); 0 = head only. */
-  unfreeze: number[];
+  /**
+   * Unfreeze depths: N or `{ layers: N }` fine-tunes the top N layers of the backbone (Keras
+   * `base_model.layers[-N:]`; 0 = head only); `{ blocks: N }` the top N whole blocks;
+   * `{ fineTuneAt: <layer name or index> }` that layer and everything above it.
+   */
+  unfreeze: Array<number | { layers: number } | { blocks: number } | { fineTuneAt: string | number }>;
   /** Head-phase learning rates; or, for random and tpe, a range `{ min, max, log }`. */
   learningRates: number[] | { min: number; max: number; log?: boolean };
   /** Dropout rates before the last Dense layer; or, for random and tpe, a range `{ min, max }`. */
@@ -104,6 +109,17 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /** Recipe knobs (apply to every trial), see recipe-options.ts and README "Fine-tuning recipe". */
+  l2?: number;
+  binaryHead?: Recipe['binaryHead'];
+  optimizer?: Recipe['optimizer'];
+  momentum?: number;
+  lrSchedule?: Recipe['lrSchedule'];
+  earlyStopping?: Partial<NonNullable<Recipe['earlyStopping']>>;
+  labelSmoothing?: number;
+  classWeights?: Recipe['classWeights'];
+  trainBatchNorm?: boolean;
+  gradualUnfreeze?: Recipe['gradualUnfreeze'];
   /** Training-split augmentation (Keras ImageDataGenerator knobs), in passes through the frozen prefix. @default none */
   augmentation?: AugmentationInput;
   /** Early stopping (ASHA or the median rule). @default { kind: 'fifo' } (every trial runs all its epochs) */
@@ -115,7 +131,8 @@ export interface SweepSpec {
   name: string;
   datasets: DatasetSpec[];
   backbones: string[];
-  unfreeze: number[];
+  /** `{ layers: N }` is normalised to N. */
+  unfreeze: UnfreezeSpec[];
   /** The learning-rate list; empty when `learningRateRange` is set. */
   learningRates: number[];
   /** The dropout list; empty when `dropoutRange` is set. */
@@ -137,6 +154,8 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  /** Recipe knobs with defaults filled (RECIPE_DEFAULTS). */
+  recipe: Recipe;
   augmentation: AugmentationConfig | null;
   /** Absent in sweeps stored before schedulers existed: read it as fifo. */
   scheduler: SchedulerSpec;
@@ -174,7 +193,7 @@ export interface TrialConfig {
   sweepId: string;
   index: number;
   backbone: string;
-  unfreeze: number;
+  unfreeze: UnfreezeSpec;
   learningRate: number;
   dropout: number;
   dataset: DatasetSpec;
@@ -188,6 +207,8 @@ export interface TrialConfig {
   batchSize: number;
   seed: number;
   split: { valFraction: number; testFraction: number };
+  /** Recipe knobs; absent in trials queued before they existed (then RECIPE_DEFAULTS). */
+  recipe?: Recipe;
   /** Absent in trials stored before augmentation existed: read it as `?? null`. */
   augmentation?: AugmentationConfig | null;
 }

@@ -6,11 +6,14 @@ import { validateScheduler } from './validate-scheduler.js';
 import { isRangeInput, validateRange, validateTpe } from './validate-search.js';
 import type { NumericRange } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
+import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
+import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  ...RECIPE_FIELDS,
   'augmentation',
   'scheduler', 'tpe',
 ];
@@ -67,7 +70,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
     return x;
   });
-  const unfreeze = list(o, 'unfreeze', v, (x, f) => int(x, f, v, 0, 10_000, 'an integer number of top backbone layers, 0..10000 (0 = head only)'));
+  const unfreeze = list(o, 'unfreeze', v, (x, f) => parseUnfreeze(x, f, v));
   // Lists for every search; ranges {min, max, log} only where values are sampled (random, tpe).
   const lrOk = (n: number) => n > 0 && n <= 10;
   const dropoutOk = (n: number) => n >= 0 && n < 1;
@@ -116,7 +119,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
 
   const augmentation = normalizeAugmentation(o.augmentation, v);
   const longestTrial = headEpochs !== undefined && fineTuneEpochs !== undefined
-    ? headEpochs + (unfreeze?.some((n) => n > 0) ? fineTuneEpochs : 0)
+    ? headEpochs + (unfreeze?.some(unfreezesAnything) ? fineTuneEpochs : 0)
     : undefined;
   const scheduler = validateScheduler(o.scheduler, longestTrial, v);
 
@@ -127,14 +130,9 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
       if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
     }
   }
-  if (backbones && unfreeze) {
-    unfreeze.forEach((n, i) => {
-      for (const b of backbones) {
-        const layers = backboneInfo(b)!.layers;
-        if (n >= layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${layers}, the layer count of backbone ${b}; got ${n}` });
-      }
-    });
-  }
+  if (backbones && unfreeze) checkUnfreezeAgainstBackbones(unfreeze, backbones, v);
+  const recipe = parseRecipe(o, v);
+  checkRecipeAgainstSpec(recipe, datasets, v);
 
   if (v.length === 0 && search === 'grid') {
     const size = datasets.length * backbones!.length * unfreeze!.length * learningRates!.length * dropouts!.length;
@@ -162,6 +160,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    recipe,
     augmentation,
     scheduler,
     learningRateRange,

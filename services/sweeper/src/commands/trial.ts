@@ -16,6 +16,11 @@ export interface TrialView {
   worker: string;
   totalParams: number;
   trainableParams: number;
+  /** The unfreeze depth as written (`11`, `blocks:2`, `at:block_14_add`) and the backbone layers it resolved to (0 until known). */
+  unfreezeLabel: string;
+  unfreezeLayers: number;
+  /** Recipe early stopping per phase: best epoch, the epoch it stopped after (0: ran all), whether the best weights were restored. */
+  earlyStops: Array<{ phase: string; bestEpoch: number; stoppedEpoch: number; restored: boolean }>;
   valAccuracy: number | null;
   valLoss: number | null;
   testAccuracy: number | null;
@@ -23,7 +28,12 @@ export interface TrialView {
   epochs: number;
   seconds: number;
   phaseSeconds: { features: number; head: number; finetune: number; evaluate: number } | null;
-  history: Array<{ phase: string; epoch: number; loss: number | null; accuracy: number | null; valLoss: number | null; valAccuracy: number | null; seconds: number }>;
+  history: Array<{
+    phase: string; epoch: number; loss: number | null; accuracy: number | null; valLoss: number | null; valAccuracy: number | null; seconds: number;
+    /** After the recipe's schedule; null from workers that did not report it. */
+    learningRate: number | null;
+    trainableLayers: number;
+  }>;
   test: {
     count: number;
     accuracy: number | null;
@@ -52,6 +62,9 @@ export function toTrialView(t: Trial): TrialView {
     worker: t.worker,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
+    unfreezeLabel: t.unfreezeLabel || String(t.unfreeze),
+    unfreezeLayers: t.unfreezeLayers,
+    earlyStops: t.earlyStops.map((e) => ({ ...e })),
     valAccuracy: nn(t.valAccuracy),
     valLoss: nn(t.valLoss),
     testAccuracy: nn(t.testAccuracy),
@@ -59,7 +72,9 @@ export function toTrialView(t: Trial): TrialView {
     epochs: t.epochs,
     seconds: t.seconds,
     phaseSeconds: t.phaseSeconds ? { ...t.phaseSeconds } : null,
-    history: t.history.map((e) => ({ phase: e.phase, epoch: e.epoch, loss: nn(e.loss), accuracy: nn(e.accuracy), valLoss: nn(e.valLoss), valAccuracy: nn(e.valAccuracy), seconds: e.seconds })),
+    history: t.history.map((e) => ({ phase: e.phase, epoch: e.epoch, loss: nn(e.loss), accuracy: nn(e.accuracy), valLoss: nn(e.valLoss), valAccuracy: nn(e.valAccuracy), seconds: e.seconds,
+      learningRate: nn(e.learningRate), trainableLayers: e.trainableLayers,
+    })),
     test: m
       ? {
           count: m.count,
@@ -85,6 +100,7 @@ export function formatTrial(v: TrialView): string {
   const weights = v.pretrained ? `pretrained (${v.weightsSource || 'unknown source'})` : v.weightsSource || 'random init';
   out.push(`backend ${v.backend || '-'}, weights ${weights}, worker ${v.worker || '-'}`);
   out.push(`params ${v.totalParams.toLocaleString('en-US')} total, ${v.trainableParams.toLocaleString('en-US')} trainable`);
+  if (v.unfreezeLayers > 0) out.push(`unfreeze ${v.unfreezeLabel}: ${v.unfreezeLayers} backbone layers`);
   out.push('', 'config:');
   for (const [key, value] of Object.entries(v.config)) {
     if (HIDDEN_CONFIG.has(key) || value === null || value === undefined) continue;
@@ -101,6 +117,13 @@ export function formatTrial(v: TrialView): string {
       new Set([0, 2, 3, 4, 5, 6]),
     ).replace(/^/gm, '  '));
     out.push(`  best val accuracy ${pct(best.valAccuracy)} at epoch ${best.epoch}`);
+    if (v.history.some((e) => e.learningRate !== null)) {
+      out.push(`  learning rate by epoch: ${v.history.map((e) => (e.learningRate === null ? '-' : e.learningRate.toPrecision(3))).join(', ')}`);
+    }
+    for (const e of v.earlyStops) {
+      const stop = e.stoppedEpoch > 0 ? `stopped after epoch ${e.stoppedEpoch}` : 'ran all its epochs';
+      out.push(`  early stopping (${e.phase}): best val loss at epoch ${e.bestEpoch}, ${stop}${e.restored ? `, weights of epoch ${e.bestEpoch} restored` : ''}`);
+    }
   }
   if (v.phaseSeconds) {
     const p = v.phaseSeconds;

@@ -39,6 +39,10 @@ export interface FitEpochsOptions {
   /** Draws the shuffle order of every epoch. */
   random: () => number;
   validation: [tf.Tensor, tf.Tensor];
+  /** Loss weight per class index (tfjs `fit({ classWeight })`). @default none (all 1) */
+  classWeight?: Record<number, number>;
+  /** Called before each epoch (1-based), e.g. to set the learning rate or re-compile. @default none */
+  beforeEpoch?(epoch: number): void | Promise<void>;
   /** Called after each epoch; returning 'STOP' ends training. */
   onEpoch(epoch: number, metrics: EpochMetrics): Promise<'CONTINUE' | 'STOP'> | 'CONTINUE' | 'STOP';
 }
@@ -72,6 +76,7 @@ export async function fitEpochs(
   const xAt = typeof x === 'function' ? x : () => x;
   const xData = new Map<tf.Tensor, tf.TypedArray | string[]>();
   for (let epoch = 0; epoch < opts.epochs && !stopped; epoch++) {
+    await opts.beforeEpoch?.(epoch + 1);
     const started = performance.now();
     const xe = xAt(epoch);
     if (!xData.has(xe)) xData.set(xe, await xe.data());
@@ -83,6 +88,7 @@ export async function fitEpochs(
         epochs: 1,
         batchSize: opts.batchSize,
         shuffle: false,
+        ...(opts.classWeight ? { classWeight: opts.classWeight } : {}),
         validationData: opts.validation,
         verbose: 0,
         // Yield after every batch so the lease heartbeat (`working()`) keeps firing during long epochs.

@@ -112,7 +112,11 @@ export async function evaluateClassifier(model: tf.LayersModel, x: tf.Tensor, la
   const scores = new Float32Array(n * classes);
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
-    const out = tf.tidy(() => model.predict(x.slice([start], [size]), { batchSize: size }) as tf.Tensor);
+    const out = tf.tidy(() => {
+      const p = model.predict(x.slice([start], [size]), { batchSize: size }) as tf.Tensor;
+      // The binary sigmoid head (recipe binaryHead) outputs P(class 1) alone.
+      return p.shape[1] === 1 && classes === 2 ? tf.concat([tf.sub(1, p), p], 1) : p;
+    });
     try {
       scores.set((await out.data()) as Float32Array, start * classes);
     } finally {

@@ -2,11 +2,17 @@ import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from './backbones/backbone.js';
 import { loadBackbone } from './backbones/registry.js';
 import { enforceBatchNormSemantics } from './batchnorm.js';
+import { classWeightsFor } from './class-weights.js';
 import { cutForUnfreeze } from './clean-cuts.js';
+import type { EarlyStopReport } from './early-stopping.js';
 import { EngineConfigError } from './errors.js';
-import { fitEpochs } from './fit-epochs.js';
 import { mulberry32 } from '../data/prng.js';
 import { createHead, type Head } from './head.js';
+import { createOptimizer, keepSlotsPerVariable } from './optimizer.js';
+import { parseRecipe, type Recipe, type RecipeViolation, type UnfreezeSpec } from './recipe-options.js';
+import { runPhase, type PhaseEpoch } from './run-phase.js';
+import { trainingTargets, type TrainingTargets } from './training-targets.js';
+import { resolveUnfreeze, stageAt, unfreezeStages } from './unfreeze.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
@@ -15,15 +21,22 @@ import { passInput } from './augmented-passes.js';
 import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
 import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
 
-/** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
-export interface TrialHyperparams {
+/**
+ * One trial's recipe (Keras transfer-learning guide: train the head, then
+ * fine-tune the top). The optional recipe knobs (optimizer, schedule, early
+ * stopping, ...) default to RECIPE_DEFAULTS; see recipe-options.ts.
+ */
+export interface TrialHyperparams extends Partial<Recipe> {
   /** A name from KNOWN_BACKBONES. */
   backbone: string;
   /** Square input size; the backbone's default when absent. Images are resized if they differ. */
   imageSize?: number;
-  /** Layers to fine-tune in phase 2, counted from the top as Keras `base_model.layers[-N:]`; 0 skips phase 2. */
-  unfreeze: number;
-  /** Adam learning rate of phase 1 (head). */
+  /**
+   * What fine-tunes in phase 2: N layers from the top (Keras `base_model.layers[-N:]`; 0 skips
+   * phase 2), `{ blocks: N }` or `{ fineTuneAt: layer }` (see unfreeze.ts).
+   */
+  unfreeze: UnfreezeSpec;
+  /** Learning rate of phase 1 (head), before the schedule. */
   learningRate: number;
   /** Dropout rate of the head. */
   dropout: number;
@@ -36,8 +49,6 @@ export interface TrialHyperparams {
   batchSize: number;
   /** Seeds initializers, dropout masks and shuffling. */
   seed: number;
-  /** Let unfrozen BatchNormalization layers use batch statistics in phase 2 (see batchnorm.ts). @default false */
-  trainBatchNorm?: boolean;
   /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
   augmentation?: AugmentationConfig | null;
 }
@@ -51,6 +62,10 @@ export interface EpochReport {
   valLoss: number;
   valAccuracy: number;
   seconds: number;
+  /** Learning rate of this epoch, after the schedule. */
+  learningRate?: number;
+  /** Backbone layers trainable in this epoch (0 in the head phase). */
+  trainableLayers?: number;
 }
 
 export type Decision = 'CONTINUE' | 'STOP';
@@ -94,6 +109,10 @@ export interface TrialOutcome {
   trainableParams: number;
   /** Layer whose (cached) output fed phase 2; the backbone's last layer when phase 2 did not run. */
   cutLayer: string;
+  /** Backbone layers the unfreeze depth resolved to (the final depth under gradual unfreezing). */
+  unfreezeLayers: number;
+  /** What early stopping did, one entry per phase it watched. */
+  earlyStops: EarlyStopReport[];
   history: EpochReport[];
   /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
   testMetrics: ClassificationMetrics;
@@ -111,8 +130,7 @@ function requirePositive(name: string, value: number): void {
   if (!(Number.isFinite(value) && value > 0)) throw new EngineConfigError(`${name} must be a positive number; got ${value}`);
 }
 
-function validate(hp: TrialHyperparams, data: LoadedDataset): void {
-  requireInteger('unfreeze', hp.unfreeze, 0);
+function validate(hp: TrialHyperparams, data: LoadedDataset): Recipe {
   requireInteger('headUnits', hp.headUnits, 1);
   requireInteger('headEpochs', hp.headEpochs, 1);
   requireInteger('fineTuneEpochs', hp.fineTuneEpochs, 0);
@@ -129,11 +147,13 @@ function validate(hp: TrialHyperparams, data: LoadedDataset): void {
       throw new EngineConfigError(`dataset split '${split}' has ${n} images but ${data[split].y.shape[0]} labels`);
     }
   }
-}
-
-/** Labels as sparseCategoricalCrossentropy wants them: float32 [n, 1]. */
-function sparseTargets(y: tf.Tensor1D): tf.Tensor2D {
-  return tf.tidy(() => y.cast('float32').reshape([-1, 1]) as tf.Tensor2D);
+  const violations: RecipeViolation[] = [];
+  const recipe = parseRecipe(hp as unknown as Record<string, unknown>, violations);
+  if (violations.length > 0) throw new EngineConfigError(violations.map((x) => `${x.field}: ${x.message}`).join('; '));
+  if (recipe.binaryHead === 'sigmoid' && data.classNames.length !== 2) {
+    throw new EngineConfigError(`binaryHead 'sigmoid' needs exactly 2 classes; the dataset has ${data.classNames.length}`);
+  }
+  return recipe;
 }
 
 /** Frozen-feature caches and everything else a trial creates, so one place frees them. */
@@ -166,10 +186,14 @@ function countParams(layers: readonly tf.layers.Layer[]): { total: number; train
   return { total, trainable };
 }
 
-function compile(model: tf.LayersModel, learningRate: number, res: TrialResources): void {
-  const optimizer = tf.train.adam(learningRate);
+function compile(model: tf.LayersModel, optimizer: tf.Optimizer, targets: TrainingTargets): void {
+  model.compile({ optimizer, loss: targets.loss, metrics: ['accuracy'] });
+}
+
+function newOptimizer(recipe: Recipe, learningRate: number, res: TrialResources): tf.Optimizer {
+  const optimizer = createOptimizer(recipe.optimizer, learningRate, recipe.momentum);
   res.optimizers.push(optimizer);
-  model.compile({ optimizer, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  return optimizer;
 }
 
 async function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): Promise<{ loss: number; accuracy: number }> {
@@ -206,21 +230,26 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
   const started = performance.now();
   const timer = new PhaseTimer();
   hooks = timer.wrap(hooks);
-  validate(hp, data);
+  const recipe = validate(hp, data);
   const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
   const layerCount = backbone.model.layers.length;
-  if (hp.unfreeze >= layerCount) {
+  let depth: ReturnType<typeof resolveUnfreeze>;
+  let classWeight: Record<number, number> | undefined;
+  try {
+    depth = resolveUnfreeze(hp.unfreeze, backbone);
+    if (recipe.classWeights) classWeight = classWeightsFor(recipe.classWeights, await data.train.y.data(), data.classNames);
+  } catch (err) {
     backbone.model.dispose();
-    throw new EngineConfigError(
-      `unfreeze must be < ${layerCount} (the layers of '${hp.backbone}', input included); got ${hp.unfreeze}`,
-    );
+    throw err;
   }
   const res = new TrialResources();
   res.layers.push(...backbone.model.layers);
-  const fineTune = hp.unfreeze > 0 && hp.fineTuneEpochs > 0;
-  const batchNorm = { trainBatchNorm: hp.trainBatchNorm ?? false };
+  const fineTune = depth.layers > 0 && hp.fineTuneEpochs > 0;
+  const batchNorm = { trainBatchNorm: recipe.trainBatchNorm };
+  const targets = trainingTargets(recipe.binaryHead, data.classNames.length, recipe.labelSmoothing);
   const random = mulberry32(hp.seed);
   const history: EpochReport[] = [];
+  const earlyStops: EarlyStopReport[] = [];
   let stopped = false;
   try {
     setTrainableFrom(backbone, layerCount);
@@ -228,34 +257,46 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onModel?.('backbone', backbone.model);
 
     // Features: the frozen part runs once. With fine-tuning ahead, cache the
-    // clean cut's activations and pool the tail's output from them.
+    // clean cut's activations (below the final depth) and pool the tail's output from them.
     hooks.onPhase?.('features');
-    const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
-    const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
+    const y = mapSplits((s) => res.keep(targets.encode(data[s].y)));
+    const cut = fineTune ? cutForUnfreeze(backbone.model, depth.layers) : null;
     const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
     const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
-    const head: Head = createHead({ units: hp.headUnits, classes: data.classNames.length, dropout: hp.dropout, seed: hp.seed });
+    const head: Head = createHead({
+      units: hp.headUnits, classes: data.classNames.length, dropout: hp.dropout, seed: hp.seed, l2: recipe.l2, binaryHead: recipe.binaryHead,
+    });
     res.layers.push(head.pool, head.hidden, head.dropout, head.output);
     const pooledInput = tf.input({ shape: [pooled.train.shape[1] as number], name: 'pooled_features' });
     const headModel = tf.model({ inputs: pooledInput, outputs: head.applyToPooled(pooledInput), name: 'head' });
-    compile(headModel, hp.learningRate, res);
+    const headOptimizer = newOptimizer(recipe, hp.learningRate, res);
+    compile(headModel, headOptimizer, targets);
     hooks.onModel?.('head', headModel);
-    const report = async (phase: EpochReport['phase'], m: Omit<EpochReport, 'phase' | 'epoch'>): Promise<Decision> => {
+    const report = async (phase: EpochReport['phase'], m: PhaseEpoch): Promise<Decision> => {
       const r: EpochReport = { phase, epoch: history.length + 1, ...m };
       history.push(r);
       return hooks.onEpoch(r);
     };
-    const phase1 = await fitEpochs(headModel, passInput(trainPasses.pooled, 0), y.train, {
-      epochs: hp.headEpochs,
-      batchSize: hp.batchSize,
-      random,
+    const common = { batchSize: hp.batchSize, random, classWeight, schedule: recipe.lrSchedule, earlyStopping: recipe.earlyStopping };
+    const phase1 = await runPhase({
+      ...common,
+      phase: 'head',
+      model: headModel,
+      optimizer: headOptimizer,
+      x: passInput(trainPasses.pooled, 0),
+      y: y.train,
       validation: [pooled.val, y.val],
-      onEpoch: (_, m) => report('head', m),
+      epochs: hp.headEpochs,
+      baseLearningRate: hp.learningRate,
+      firstEpoch: history.length + 1,
+      beforeEpoch: () => 0,
+      report: (m) => report('head', m),
     });
     stopped = phase1.stopped;
+    if (phase1.earlyStop) earlyStops.push(phase1.earlyStop);
 
     // Phase 2: fine-tune the top of the backbone with the same head layers.
     let finalModel = headModel;
@@ -263,19 +304,40 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     let cutLayer = backbone.model.layers[layerCount - 1].name;
     if (tail && !stopped) {
       hooks.onPhase?.('finetune');
-      setTrainableFrom(backbone, layerCount - hp.unfreeze);
-      enforceBatchNormSemantics(backbone.model.layers, batchNorm);
+      const stages = recipe.gradualUnfreeze ? unfreezeStages(backbone.blockStarts, depth.firstTrainable) : [depth.firstTrainable];
+      const everyEpochs = recipe.gradualUnfreeze?.everyEpochs ?? 1;
       const fineTuneModel = tf.model({ inputs: tail.input, outputs: head.apply(tail.output), name: 'finetune' });
-      compile(fineTuneModel, hp.learningRate * hp.fineTuneLrFactor, res);
-      hooks.onModel?.('finetune', fineTuneModel);
-      const phase2 = await fitEpochs(fineTuneModel, passInput(trainPasses.activations!, history.length), y.train, {
-        epochs: hp.fineTuneEpochs,
-        batchSize: hp.batchSize,
-        random,
+      const fineTuneLr = hp.learningRate * hp.fineTuneLrFactor;
+      // One optimizer for the whole phase; gradual unfreezing adds variables to it, each with its own slots.
+      const optimizer = keepSlotsPerVariable(newOptimizer(recipe, fineTuneLr, res));
+      let stage = -1;
+      const phase2 = await runPhase({
+        ...common,
+        phase: 'finetune',
+        model: fineTuneModel,
+        optimizer,
+        x: passInput(trainPasses.activations!, history.length),
+        y: y.train,
         validation: [tail.activations.val, y.val],
-        onEpoch: (_, m) => report('finetune', m),
+        epochs: hp.fineTuneEpochs,
+        baseLearningRate: fineTuneLr,
+        firstEpoch: history.length + 1,
+        beforeEpoch: (epoch) => {
+          const next = stageAt(epoch, everyEpochs, stages.length);
+          if (next !== stage) {
+            stage = next;
+            setTrainableFrom(backbone, stages[stage]);
+            enforceBatchNormSemantics(backbone.model.layers, batchNorm);
+            // tfjs collects the trainable weights at compile time only.
+            compile(fineTuneModel, optimizer, targets);
+            if (stage === 0) hooks.onModel?.('finetune', fineTuneModel);
+          }
+          return layerCount - stages[stage];
+        },
+        report: (m) => report('finetune', m),
       });
       stopped = phase2.stopped;
+      if (phase2.earlyStop) earlyStops.push(phase2.earlyStop);
       finalModel = fineTuneModel;
       finalInputs = tail.activations;
       cutLayer = backbone.model.layers[tail.cut].name;
@@ -300,6 +362,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       totalParams: params.total,
       trainableParams: params.trainable,
       cutLayer,
+      unfreezeLayers: depth.layers,
+      earlyStops,
       history,
       testMetrics,
       phaseSeconds: timer.stop(),

@@ -44,6 +44,8 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
         fineTuneLrFactor: config.fineTuneLrFactor,
         batchSize: config.batchSize,
         seed: config.seed,
+        // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
+        ...config.recipe,
         augmentation: config.augmentation ?? null,
       },
       data,

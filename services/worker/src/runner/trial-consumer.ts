@@ -5,6 +5,7 @@ import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
+import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
@@ -116,12 +117,16 @@ export class TrialConsumer {
         msg.ack();
         return;
       }
-      log.info('trial.running', { backbone: cfg.backbone, unfreeze: cfg.unfreeze, learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
+      log.info('trial.running', { backbone: cfg.backbone, unfreeze: unfreezeLabel(cfg.unfreeze), learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
       let stoppedByDrain = false;
-      const plannedEpochs = cfg.headEpochs + (cfg.unfreeze > 0 ? cfg.fineTuneEpochs : 0);
+      const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
-          const d = await reporter.reportEpoch({ trialId: cfg.trialId, attempt, metrics: m });
+          const d = await reporter.reportEpoch({
+            trialId: cfg.trialId,
+            attempt,
+            metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 },
+          });
           log.info('trial.epoch', { ...m, decision: d.action });
           metrics?.epoch(m, trainImages);
           // A drain stops the trial between epochs; after the last one the result is kept.
@@ -148,6 +153,8 @@ export class TrialConsumer {
         totalParams: outcome.totalParams,
         trainableParams: outcome.trainableParams,
         cutLayer: outcome.cutLayer,
+        unfreezeLayers: outcome.unfreezeLayers,
+        earlyStops: outcome.earlyStops,
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
