@@ -121,7 +121,7 @@ export function drawParallel(svg, pts) {
   if (!n) return empty(svg, 'no finished trials yet');
   const axes = [
     { name: 'backbone', values: pts.backbone, cat: true },
-    { name: 'unfreeze', values: pts.unfreeze.map((u) => (typeof u === 'object' ? JSON.stringify(u) : String(u))), cat: true },
+    { name: 'unfreeze', values: pts.unfreeze, cat: true },
     { name: 'learning rate', values: pts.learningRate.map((v) => Math.log10(v)), fmt: (v) => `1e${v.toFixed(1)}` },
     { name: 'dropout', values: pts.dropout },
     { name: pts.metric, values: pts.value },

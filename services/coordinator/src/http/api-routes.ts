@@ -1,7 +1,7 @@
 import type { Coordinator } from '../coordinator.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { metricOf, SORT_METRICS, type SortMetric } from '../leaderboard/leaderboard.js';
-import type { TrialRecord } from '../records.js';
+import { unfreezeLabelOf, type TrialRecord } from '../records.js';
 import { sweepView, trialRowView, trialView } from './json-views.js';
 
 /** Most trials one `/api/trials?ids=` call returns (learning curves of a selection). */
@@ -72,7 +72,7 @@ function points(coordinator: Coordinator, sweepId: string, url: URL) {
     paretoTrialIds: [...front],
     trialId: rows.map((t) => t.config.trialId),
     backbone: rows.map((t) => t.config.backbone),
-    unfreeze: rows.map((t) => t.config.unfreeze as unknown),
+    unfreeze: rows.map(unfreezeLabelOf),
     learningRate: rows.map((t) => t.config.learningRate),
     dropout: rows.map((t) => t.config.dropout),
     status: rows.map((t) => t.status),

@@ -1,5 +1,6 @@
 import type { TrialCounts } from '../coordinator.js';
-import type { SweepRecord, TrialRecord } from '../records.js';
+import { unfreezeLabelOf, type SweepRecord, type TrialRecord } from '../records.js';
+import { unfreezeLabel } from '../../../worker/src/engine/recipe-options.js';
 
 /**
  * What the dashboard's JSON API returns for sweeps and trials: plain objects
@@ -15,7 +16,7 @@ export interface SweepView {
   counts: TrialCounts;
   bestTrialId: string;
   bestValAccuracy: number | null;
-  axes: { backbones: string[]; unfreeze: unknown[]; learningRates: unknown[]; dropouts: unknown[] };
+  axes: { backbones: string[]; unfreeze: string[]; learningRates: unknown[]; dropouts: unknown[] };
 }
 
 export interface TrialRowView {
@@ -23,7 +24,8 @@ export interface TrialRowView {
   index: number;
   status: TrialRecord['status'];
   backbone: string;
-  unfreeze: unknown;
+  /** As written in the spec: `11`, `blocks:2`, `at:block_14_add`. */
+  unfreeze: string;
   learningRate: number;
   dropout: number;
   dataset: string;
@@ -69,7 +71,7 @@ export function sweepView(s: SweepRecord, counts: TrialCounts, best: TrialRecord
     counts,
     bestTrialId: best?.config.trialId ?? '',
     bestValAccuracy: finite(best?.valAccuracy),
-    axes: { backbones: s.spec.backbones, unfreeze: list('unfreeze'), learningRates: list('learningRates'), dropouts: list('dropouts') },
+    axes: { backbones: s.spec.backbones, unfreeze: s.spec.unfreeze.map((u) => unfreezeLabel(u)), learningRates: list('learningRates'), dropouts: list('dropouts') },
   };
 }
 
@@ -79,7 +81,7 @@ export function trialRowView(t: TrialRecord): TrialRowView {
     index: t.config.index,
     status: t.status,
     backbone: t.config.backbone,
-    unfreeze: t.config.unfreeze,
+    unfreeze: unfreezeLabelOf(t),
     learningRate: t.config.learningRate,
     dropout: t.config.dropout,
     dataset: t.config.datasetLabel,
