@@ -22,7 +22,14 @@ try {
   const featureStores: FeatureStore[] = [];
   const onWarning = (event: string, fields: Record<string, unknown>) => log.warn(event, fields);
   if (cfg.featureCacheMb > 0) featureStores.push(new DiskFeatureStore({ dir: cfg.featureCacheDir, maxBytes: cfg.featureCacheMb * 1024 * 1024, onWarning }));
-  if (cfg.featureStoreMb > 0) featureStores.push(await ObjectFeatureStore.open(nc, { maxBytes: cfg.featureStoreMb * 1024 * 1024, onWarning }));
+  if (cfg.featureStoreMb > 0) {
+    // Without the shared tier the worker still runs (memory and disk); it only loses cross-worker reuse.
+    try {
+      featureStores.push(await ObjectFeatureStore.open(nc, { maxBytes: cfg.featureStoreMb * 1024 * 1024, onWarning }));
+    } catch (err) {
+      log.warn('worker.feature_store_unavailable', { error: (err as Error).message });
+    }
+  }
   const metrics = new WorkerMetrics({ workerId: cfg.workerId, backend: backend.name, featureMemo });
   const metricsServer = cfg.metricsAddress ? await serveMetrics(metrics.registry, cfg.metricsAddress) : null;
   const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs });
