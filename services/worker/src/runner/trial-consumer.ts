@@ -6,6 +6,7 @@ import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
+import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
@@ -23,6 +24,8 @@ export interface TrialConsumerOptions {
   maxTrials?: number;
   /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
   featureMemo?: FeatureMemo;
+  /** Feature-cache tiers behind the memo, fastest first: local disk, the NATS Object Store. @default none */
+  featureStores?: readonly FeatureStore[];
   /** Prometheus metrics to update. @default none */
   metrics?: WorkerMetrics;
 }
@@ -138,7 +141,11 @@ export class TrialConsumer {
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
         onDataset: (sizes) => (trainImages = sizes.train),
-      }, this.o.featureMemo);
+      }, {
+        memo: this.o.featureMemo,
+        stores: this.o.featureStores,
+        onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
+      });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
