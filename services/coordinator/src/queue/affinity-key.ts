@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { augmentationKey, isIdentityAugmentation } from '../../../worker/src/engine/augment-config.js';
 import { backboneInfo } from '../../../worker/src/engine/backbones/catalog.js';
+import { unfreezeLabel, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
 import type { TrialConfig } from '../spec/sweep-spec.js';
 
 /**
@@ -18,7 +19,7 @@ export function affinityKeyOf(c: TrialConfig): string {
   // Random-init backbones are drawn from the trial seed; bundled weights are the same for every seed.
   const weights = info?.pretrained ? 'bundled' : `seed=${c.seed}`;
   const size = c.imageSize ?? info?.defaultSize ?? 'default';
-  const depth = c.unfreeze > 0 && c.fineTuneEpochs > 0 ? `unfreeze=${c.unfreeze}` : 'head';
+  const depth = unfreezesAnything(c.unfreeze) && c.fineTuneEpochs > 0 ? `unfreeze=${unfreezeLabel(c.unfreeze)}` : 'head';
   const aug = c.augmentation && !isIdentityAugmentation(c.augmentation) ? `|${augmentationKey(c.augmentation)}|seed=${c.seed}` : '';
   const data = sortedJson({ dataset: c.dataset, split: c.split, seed: c.seed });
   return `${c.backbone}|${weights}|${size}|${depth}|${data}${aug}`;
