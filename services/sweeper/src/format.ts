@@ -74,7 +74,7 @@ const LEADERBOARD_COLUMNS: Column[] = [
   { header: 'dropout', align: 'right' },
   { header: 'status', shrink: false },
   { header: 'val acc', align: 'right' },
-  { header: 'test acc', align: 'right' },
+  { header: 'test acc', align: 'right', optional: true },
   { header: 'epochs', align: 'right', optional: true },
   { header: 'seconds', align: 'right', optional: true },
   { header: 'backend', optional: true },

@@ -160,7 +160,7 @@ export class Progress {
     const eta = estimateRemainingMs({ done: this.done, total: this.total, doneAtStart: this.doneAtStart ?? this.done, elapsedMs: elapsed });
     const time = this.done >= this.total && this.total > 0 ? `in ${formatDuration(elapsed)}` : `${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}`;
     const tail = [amount, pct, counts, time, this.note].filter(Boolean).join('  ');
-    const barRoom = width - this.o.label.length - tail.length - 5;
+    const barRoom = width - 1 - this.o.label.length - tail.length - 5;
     const barWidth = Math.min(this.o.barWidth, barRoom);
     const bar = barWidth >= 8 ? ` ${this.barText(barWidth)}` : '';
     const plain = `${this.o.label}${bar}  ${tail}`;

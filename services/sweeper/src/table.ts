@@ -47,18 +47,25 @@ export function renderTable(columns: Column[], rows: Cell[][], o: TableOptions =
   const natural = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => text(r[i]).length)));
   const widths = [...natural];
   const total = () => visible.reduce((s, i) => s + widths[i], 0) + GAP * (visible.length - 1);
-  const canShrink = (i: number) => (columns[i].shrink ?? columns[i].align !== 'right') && widths[i] > (columns[i].minWidth ?? 6);
+  const shrinkable = (i: number) => columns[i].shrink ?? columns[i].align !== 'right';
+  const shrinkTo = (maxWidth: number, min: (i: number) => number) => {
+    while (total() > maxWidth) {
+      const candidates = visible.filter((i) => shrinkable(i) && widths[i] > min(i));
+      if (candidates.length === 0) return;
+      const widest = candidates.reduce((a, b) => (widths[b] > widths[a] ? b : a));
+      widths[widest]--;
+    }
+  };
   if (o.maxWidth !== undefined) {
     for (;;) {
-      while (total() > o.maxWidth) {
-        const candidates = visible.filter(canShrink);
-        if (candidates.length === 0) break;
-        const widest = candidates.reduce((a, b) => (widths[b] > widths[a] ? b : a));
-        widths[widest]--;
-      }
+      shrinkTo(o.maxWidth, (i) => columns[i].minWidth ?? 6);
       if (total() <= o.maxWidth) break;
       const drop = [...visible].reverse().find((i) => columns[i].optional);
-      if (drop === undefined) break;
+      if (drop === undefined) {
+        // Last resort before overflowing: cut text columns to a stub ('ab…').
+        shrinkTo(o.maxWidth, () => 3);
+        break;
+      }
       visible = visible.filter((i) => i !== drop);
       // A dropped column frees room: let the others grow back before shrinking again.
       for (const i of visible) widths[i] = natural[i];
