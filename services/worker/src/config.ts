@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { parseLogLevel, type LogLevel } from '../../coordinator/src/log.js';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -22,6 +23,8 @@ export interface WorkerConfig {
   featureMemoMb: number;
   /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
   metricsAddress: string;
+  /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
+  logLevel: LogLevel;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -40,6 +43,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
     metricsAddress: env.TLSWEEP_METRICS_ADDRESS ?? '',
     featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
+    logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
   };
 }
 
