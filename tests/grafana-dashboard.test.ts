@@ -28,8 +28,10 @@ function known(registry: Registry, defaultLabels: string[]): Map<string, Known> 
   for (const m of registry.getMetricsAsArray()) {
     const own = (m as unknown as { labelNames?: string[] }).labelNames ?? [];
     const labels = new Set([...own, ...defaultLabels, ...TARGET_LABELS]);
-    out.set(m.name, { type: m.type, labels });
-    if (m.type === 'histogram') {
+    // The typings say a numeric enum; prom-client's objects carry 'counter' | 'gauge' | 'histogram' | 'summary'.
+    const type = String(m.type);
+    out.set(m.name, { type, labels });
+    if (type === 'histogram') {
       out.set(`${m.name}_bucket`, { type: 'histogram', labels: new Set([...labels, 'le']) });
       out.set(`${m.name}_sum`, { type: 'histogram', labels });
       out.set(`${m.name}_count`, { type: 'histogram', labels });
