@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseLogLevel, type LogLevel } from './log.js';
 
 /** Coordinator settings; the only module of the coordinator that reads the environment. */
 export interface CoordinatorConfig {
@@ -19,6 +20,8 @@ export interface CoordinatorConfig {
   httpAddress?: string | null;
   /** TLSWEEP_READER_TOKENS (comma-separated) or TLSWEEP_READER_TOKENS_FILE (one per line): who may read the dashboard. @default none */
   readerTokens?: string[];
+  /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
+  logLevel?: LogLevel;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -30,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     replicas: intEnv(env, 'TLSWEEP_KV_REPLICAS', 1, 1),
     httpAddress: env.TLSWEEP_HTTP_ADDRESS === 'off' ? null : env.TLSWEEP_HTTP_ADDRESS || '127.0.0.1:8080',
     readerTokens: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
+    logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
   };
 }
 

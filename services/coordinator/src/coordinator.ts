@@ -118,7 +118,10 @@ export class Coordinator {
       callback: (err, msg) => {
         if (err) return;
         const a = msg.json<{ stream_seq: number; deliveries: number }>();
-        void this.onDeliveriesExhausted(a.stream_seq, a.deliveries).catch((e) => this.log.error('advisory.failed', { seq: a.stream_seq, error: e }));
+        void this.onDeliveriesExhausted(a.stream_seq, a.deliveries).catch((e) => {
+          const t = this.trials.get(this.bySeq.get(a.stream_seq) ?? '');
+          this.log.error('advisory.failed', { seq: a.stream_seq, sweepId: t?.config.sweepId, trialId: t?.config.trialId, error: e });
+        });
       },
     });
   }

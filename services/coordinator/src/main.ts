@@ -3,9 +3,10 @@ import { loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { startCoordinator } from './start-coordinator.js';
 
-const log = createLogger('coordinator');
+let log = createLogger('coordinator');
 try {
   const cfg = loadConfig();
+  log = createLogger('coordinator', {}, undefined, cfg.logLevel);
   const running = await startCoordinator(cfg, log);
   log.info('coordinator.ready', { port: running.port, nats: cfg.natsUrl, dashboard: running.dashboard?.url ?? null });
   let stopping = false;

@@ -38,7 +38,7 @@ export class TlsweepClient {
   async ready(timeoutMs = 5000): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       this.sweeps.waitForReady(Date.now() + timeoutMs, (err) =>
-        err ? reject(new ClientError(grpc.status.UNAVAILABLE, `cannot reach the coordinator at ${this.address} (start one with \`tlsweep up\`, or pass --coordinator host:port)`)) : resolve(),
+        err ? reject(new ClientError(grpc.status.UNAVAILABLE, `cannot reach the coordinator at ${this.address} within ${timeoutMs / 1000}s`)) : resolve(),
       ),
     );
   }

@@ -45,3 +45,14 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Process
   for (const k of Object.keys(env)) if (k.startsWith('TLSWEEP_') && k !== 'TLSWEEP_COORDINATOR' && k !== 'TLSWEEP_NATS_URL') out[k] = env[k];
   return out;
 }
+
+/**
+ * Whether CLI output may be coloured: only on a TTY, never with --no-color,
+ * never when NO_COLOR is set to anything non-empty (https://no-color.org)
+ * or TERM=dumb.
+ */
+export function colorWanted(o: { isTTY: boolean | undefined; noColorFlag?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (o.noColorFlag || !o.isTTY) return false;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  return env.TERM !== 'dumb';
+}

@@ -1,4 +1,7 @@
 import type { LeaderboardGroup, Sweep, Trial } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
+import { toCsv } from './csv.js';
+import { statusColor, type Color } from './style.js';
+import { renderTable, type Cell, type Column, type TableOptions } from './table.js';
 
 /** The row shape of `tlsweep leaderboard --json` (stable; scripts depend on it). */
 export interface LeaderboardRow {
@@ -64,11 +67,9 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
 
 const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
 
-/** A plain-text table with right-aligned numbers, sized to its content. */
-export function table(headers: string[], rows: string[][], rightAligned: Set<number> = new Set()): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+/** A plain-text table with right-aligned numbers, sized to its content (or fitted with `o.maxWidth`). */
+export function table(headers: string[], rows: string[][], rightAligned: Set<number> = new Set(), o: TableOptions = {}): string {
+  return renderTable(headers.map((header, i) => ({ header, align: rightAligned.has(i) ? 'right' : 'left' })), rows, o);
 }
 
 /** `blocks:2 (19)`: the written depth and, when it was not a layer count, the layers it resolved to. */
@@ -76,23 +77,74 @@ function unfreezeCell(r: LeaderboardRow): string {
   return r.unfreezeLabel === String(r.unfreeze) || r.unfreeze === 0 ? r.unfreezeLabel : `${r.unfreezeLabel} (${r.unfreeze})`;
 }
 
-export function leaderboardTable(rows: LeaderboardRow[]): string {
-  return table(
-    ['#', 'trial', 'backbone', 'unfreeze', 'lr', 'dropout', 'status', 'val acc', 'test acc', 'epochs', 'seconds', 'backend'],
-    rows.map((r) => [
-      String(r.rank), r.trialId, r.backbone, unfreezeCell(r), String(r.learningRate), String(r.dropout), r.stoppedAtEpoch > 0 ? `${r.status}@${r.stoppedAtEpoch}` : r.status,
-      pct(r.valAccuracy), pct(r.testAccuracy), String(r.epochs), r.seconds.toFixed(1), r.backend + (r.pretrained ? '' : ' (no pretrained weights)'),
+const LEADERBOARD_COLUMNS: Column[] = [
+  { header: '#', align: 'right' },
+  { header: 'trial', minWidth: 10 },
+  { header: 'backbone', minWidth: 10 },
+  { header: 'unfreeze', align: 'right' },
+  { header: 'lr', align: 'right' },
+  { header: 'dropout', align: 'right' },
+  { header: 'status', shrink: false },
+  { header: 'val acc', align: 'right' },
+  { header: 'test acc', align: 'right', optional: true },
+  { header: 'epochs', align: 'right', optional: true },
+  { header: 'seconds', align: 'right', optional: true },
+  { header: 'backend', optional: true },
+];
+
+/** The leaderboard as a table; the best row is bold-green, statuses coloured when `o.style` paints. */
+export function leaderboardTable(rows: LeaderboardRow[], o: TableOptions = {}): string {
+  const best = rows.reduce<LeaderboardRow | null>((b, r) => (r.valAccuracy !== null && (b === null || r.valAccuracy > b.valAccuracy!) ? r : b), null);
+  return renderTable(
+    LEADERBOARD_COLUMNS,
+    rows.map((r): Cell[] => [
+      String(r.rank), { text: r.trialId, color: r === best ? 'green' : undefined }, r.backbone, unfreezeCell(r), String(r.learningRate), String(r.dropout),
+      { text: r.stoppedAtEpoch > 0 ? `${r.status}@${r.stoppedAtEpoch}` : r.status, color: statusColor(r.status) },
+      { text: pct(r.valAccuracy), color: r === best ? 'green' : undefined }, pct(r.testAccuracy), String(r.epochs), r.seconds.toFixed(1),
+      r.backend + (r.pretrained ? '' : ' (no pretrained weights)'),
     ]),
-    new Set([0, 3, 4, 5, 7, 8, 9, 10]),
+    o,
   );
 }
 
-export function groupsTable(axis: string, metric: string, groups: LeaderboardGroup[]): string {
+/** Columns of `tlsweep leaderboard --csv`, in order: every field of LeaderboardRow. */
+export const LEADERBOARD_CSV_COLUMNS: ReadonlyArray<keyof LeaderboardRow> = [
+  'rank', 'trialId', 'sweepId', 'backbone', 'unfreeze', 'unfreezeLabel', 'learningRate', 'dropout', 'dataset', 'status', 'valAccuracy', 'testAccuracy', 'valLoss',
+  'epochs', 'seconds', 'backend', 'pretrained', 'weightsSource', 'worker', 'error', 'stopReason', 'stoppedAtEpoch',
+];
+
+/** The leaderboard as RFC 4180 CSV (missing metrics are empty fields). */
+export function leaderboardCsv(rows: LeaderboardRow[]): string {
+  return toCsv(LEADERBOARD_CSV_COLUMNS, rows.map((r) => LEADERBOARD_CSV_COLUMNS.map((k) => r[k])));
+}
+
+export function groupsTable(axis: string, metric: string, groups: LeaderboardGroup[], o: TableOptions = {}): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '-');
-  return table(
-    [axis, 'count', `best ${metric}`, 'mean', 'std', 'best trial'],
+  return renderTable(
+    [{ header: axis }, { header: 'count', align: 'right' }, { header: `best ${metric}`, align: 'right' }, { header: 'mean', align: 'right' }, { header: 'std', align: 'right' }, { header: 'best trial', optional: true }],
     groups.map((g) => [g.key, String(g.count), f(g.best), f(g.mean), f(g.std), g.bestTrialId]),
-    new Set([1, 2, 3, 4]),
+    o,
+  );
+}
+
+/** `tlsweep status` with several sweeps: one row each. */
+export function sweepsTable(sweeps: Sweep[], o: TableOptions = {}): string {
+  return renderTable(
+    [
+      { header: 'sweep', minWidth: 10 }, { header: 'name', minWidth: 8 }, { header: 'status', shrink: false }, { header: 'done', align: 'right' },
+      { header: 'running', align: 'right' }, { header: 'queued', align: 'right', optional: true }, { header: 'failed', align: 'right' },
+      { header: 'best val', align: 'right' }, { header: 'best trial', optional: true }, { header: 'reason', optional: true },
+    ],
+    sweeps.map((s): Cell[] => {
+      const c = s.counts!;
+      const failedColor: Color | undefined = c.failed > 0 ? 'red' : undefined;
+      return [
+        s.sweepId, s.name, { text: s.status, color: statusColor(s.status) }, `${c.completed + c.failed + c.stopped + c.cancelled}/${c.total}`,
+        String(c.running), String(c.queued), { text: String(c.failed), color: failedColor },
+        pct(Number.isFinite(s.bestValAccuracy) ? s.bestValAccuracy : null), s.bestTrialId, s.reason,
+      ];
+    }),
+    o,
   );
 }
 

@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNatsServer, type RunningNatsServer } from './nats-server.js';
+import { LOG_LEVEL_VALUES } from '../../coordinator/src/log.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const COORDINATOR_MAIN = join(ROOT, 'services/coordinator/src/main.ts');
@@ -81,7 +82,7 @@ export function spawnService(
             ready = true;
             clearTimeout(timer);
             resolve({ proc: { name, child, exited }, ready: rec });
-          } else if (rec.level === 'error') {
+          } else if (rec.level === 'error' || (typeof rec.level === 'number' && rec.level >= LOG_LEVEL_VALUES.error)) {
             fail(new Error(`${name}: ${String(rec.msg)} ${String(rec.error ?? '')}`));
           }
         } catch {

@@ -8,25 +8,31 @@ import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
 import { printTrial } from './commands/trial.js';
-import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
-import { sweepLine } from './format.js';
+import { clusterEnv, colorWanted, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
+import { sweepLine, sweepsTable } from './format.js';
+import { explainError, SpecError, UsageError, type ErrorContext } from './cli-errors.js';
+import { printCompare } from './commands/compare.js';
+import { progressMode } from './progress.js';
+import { createStyle } from './style.js';
+import type { TableOptions } from './table.js';
+import { InvalidArgumentError, parseSweepSpec } from '../../coordinator/src/index.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
-import { runFeatureMaps } from './commands/feature-maps.js';
-import { renderCommand, runCommand } from './commands/k8s.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
 Usage:
   tlsweep demo [--workers N] [--spec FILE]    start a local cluster, run a real sweep, print the leaderboard, stop
   tlsweep up [--workers N]                    run a local cluster (nats-server, coordinator, workers) until Ctrl-C
-  tlsweep submit <spec.yaml> [--watch]        submit a sweep (YAML or JSON); --watch follows it to the end
-  tlsweep watch <sweepId>                     follow a sweep's progress
+  tlsweep submit <spec.yaml> [--watch]        submit a sweep (YAML or JSON, checked here first); --watch follows it
+  tlsweep watch <sweepId> [--json]            follow a sweep: event lines over a live progress bar (ETA); --json: JSON lines
   tlsweep status [sweepId] [--json]           one sweep, or all sweeps
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
-                      [--backbone NAME] [--status S] [--all] [--json]
+                      [--backbone NAME] [--status S] [--all] [--json | --csv]
+  tlsweep compare <sweepA> <sweepB> [--sort-by METRIC] [--json]
+                                              best trial of each, per-axis best/mean on shared values, the winner
   tlsweep trial <trialId> [--json]            one trial: config, history, test metrics per class, confusion matrix
-  tlsweep cancel <sweepId>
+  tlsweep cancel <sweepId> [--json]
   tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
                                               one layer's activation grid for an image (no --layer: list layers)
   tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
@@ -37,6 +43,8 @@ Usage:
                       worker pods, delete the Job when it ends; exit 1 with the reason if it fails
 
 Options:
+  --no-color                no colours (also when NO_COLOR is set or output is not a terminal)
+  --json                    machine-readable output on every read command (no progress bar)
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
                             started by \`tlsweep up\` in this folder, then 127.0.0.1:50051)
 Axes for --group-by: backbone, unfreeze, learning_rate, dropout, dataset, status
@@ -52,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       spec: { type: 'string' },
       watch: { type: 'boolean' },
       json: { type: 'boolean' },
+      csv: { type: 'boolean' },
+      'no-color': { type: 'boolean' },
       sweep: { type: 'string' },
       top: { type: 'string' },
       'group-by': { type: 'string' },
@@ -74,6 +84,12 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   const [cmd, ...args] = positionals;
+  ctx.command = cmd ?? '';
+  const style = createStyle(colorWanted({ isTTY: process.stdout.isTTY, noColorFlag: o['no-color'] }));
+  // Fit tables to the terminal; piped output keeps full cells for grep and scripts.
+  const tableOpts: TableOptions = { style, maxWidth: process.stdout.isTTY ? process.stdout.columns : undefined };
+  const progress = progressMode({ json: o.json, isTTY: process.stderr.isTTY });
+  if (o.json && o.csv) throw new UsageError('--json and --csv: pick one');
   if (!cmd || cmd === 'help' || o.help) {
     console.log(HELP);
     return cmd || o.help ? 0 : 2;
@@ -87,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
 
   if (cmd === 'feature-maps') {
     if (args.length < 2) throw new UsageError('feature-maps: give a backbone and an image, e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
+    // Loaded on demand: TensorFlow.js and the Kubernetes client would slow every other command's start.
+    const { runFeatureMaps } = await import('./commands/feature-maps.js');
     return runFeatureMaps({
       backbone: args[0], image: args[1], layer: o.layer, out: o.out,
       imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64),
@@ -111,44 +129,65 @@ async function main(argv: string[]): Promise<number> {
 
   if (cmd === 'k8s' && args[0] === 'render') {
     if (!args[1]) throw new UsageError('k8s render: give the overlay, e.g. `tlsweep k8s render gpu`');
+    const { renderCommand } = await import('./commands/k8s.js');
     process.stdout.write(renderCommand(args[1], { workerJob: o['worker-job'] === undefined ? undefined : intOpt('worker-job', o['worker-job'], 1), namespace: o.namespace }));
     return 0;
   }
   if (cmd === 'k8s' && args[0] !== 'run') throw new UsageError('k8s: the subcommands are render and run; see `tlsweep help`');
 
-  const client = new TlsweepClient(resolveCoordinator(o.coordinator));
+  // Check the spec here first: every violation with its field, without needing a cluster.
+  let specText = '';
+  if (cmd === 'submit') {
+    const file = args[0] ?? o.spec;
+    if (!file) throw new UsageError('submit: give the spec file, e.g. `tlsweep submit examples/demo.yaml`');
+    try {
+      specText = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`submit: cannot read '${file}': ${(err as Error).message}`);
+    }
+    try {
+      parseSweepSpec(specText);
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw new SpecError(file, err.violations);
+      throw err;
+    }
+  }
+
+  ctx.coordinator = resolveCoordinator(o.coordinator);
+  ctx.sweepId = cmd === 'trial' ? undefined : args[0] ?? o.sweep;
+  ctx.trialId = cmd === 'trial' ? args[0] : undefined;
+  const client = new TlsweepClient(ctx.coordinator);
   try {
     await client.ready();
     switch (cmd) {
       case 'submit': {
-        const file = args[0] ?? o.spec;
-        if (!file) throw new UsageError('submit: give the spec file, e.g. `tlsweep submit examples/demo.yaml`');
-        const sweep = await client.submit(readFileSync(file, 'utf8'));
+        const sweep = await client.submit(specText);
+        ctx.sweepId = sweep.sweepId;
         if (o.json) console.log(JSON.stringify(sweep));
         else console.log(`submitted ${sweep.sweepId} (${sweep.counts!.total} trials)`);
         if (o.watch) {
-          const done = await watchSweep(client, sweep.sweepId);
-          await printLeaderboard(client, { sweep: sweep.sweepId, top: 20 });
+          const done = await watchSweep(client, sweep.sweepId, { json: o.json, progress, style });
+          if (!o.json) await printLeaderboard(client, { sweep: sweep.sweepId, top: 20, table: tableOpts });
           return done.status === 'failed' ? 1 : 0;
         }
         return 0;
       }
       case 'watch': {
         if (!args[0]) throw new UsageError('watch: give the sweep id (see `tlsweep status`)');
-        const done = await watchSweep(client, args[0]);
+        const done = await watchSweep(client, args[0], { json: o.json, progress, style });
         return done.status === 'failed' ? 1 : 0;
       }
       case 'status': {
         const sweeps = args[0] ? [await client.get(args[0])] : await client.list();
         if (o.json) console.log(JSON.stringify(sweeps, null, 2));
         else if (sweeps.length === 0) console.log('no sweeps yet; submit one with `tlsweep submit <spec.yaml>`');
-        else for (const s of sweeps) console.log(sweepLine(s));
+        else console.log(sweepsTable(sweeps, tableOpts));
         return 0;
       }
       case 'leaderboard':
         await printLeaderboard(client, {
           sweep: o.sweep, top: intOpt('top', o.top, 20), groupBy: o['group-by'], sortBy: o['sort-by'],
-          backbone: o.backbone, status: o.status, json: o.json, all: o.all,
+          backbone: o.backbone, status: o.status, json: o.json, csv: o.csv, all: o.all, table: tableOpts,
         });
         return 0;
       case 'trial': {
@@ -158,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'k8s': {
         if (!args[1]) throw new UsageError('k8s run: give the spec file, e.g. `tlsweep k8s run examples/demo.yaml --gpus 4`');
+        const { runCommand } = await import('./commands/k8s.js');
         return await runCommand({
           specFile: args[1], client, overlay: o.overlay ?? 'gpu', namespace: o.namespace, image: o.image, jobName: o['job-name'],
           gpus: o.gpus === undefined ? undefined : intOpt('gpus', o.gpus, 1),
@@ -165,8 +205,14 @@ async function main(argv: string[]): Promise<number> {
         });
       }
       case 'cancel': {
-        if (!args[0]) throw new UsageError('cancel: give the sweep id');
-        console.log(sweepLine(await client.cancel(args[0])));
+        if (!args[0]) throw new UsageError('cancel: give the sweep id (see `tlsweep status`)');
+        const s = await client.cancel(args[0]);
+        console.log(o.json ? JSON.stringify(s, null, 2) : sweepLine(s));
+        return 0;
+      }
+      case 'compare': {
+        if (args.length < 2) throw new UsageError('compare: give two sweep ids, e.g. `tlsweep compare s-1 s-2` (list them with `tlsweep status`)');
+        await printCompare(client, args[0], args[1], { metric: o['sort-by'], json: o.json, table: tableOpts });
         return 0;
       }
       default:
@@ -177,12 +223,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
+const ctx: ErrorContext = { command: '' };
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
-    console.error(`tlsweep: ${err.message}`);
+    console.error(`tlsweep: ${explainError(err, ctx)}`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

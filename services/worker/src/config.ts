@@ -1,5 +1,6 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
+import { parseLogLevel, type LogLevel } from '../../coordinator/src/log.js';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -29,6 +30,8 @@ export interface WorkerConfig {
   featureStoreMb: number;
   /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
   metricsAddress: string;
+  /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
+  logLevel: LogLevel;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -50,6 +53,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     featureCacheDir: env.TLSWEEP_FEATURE_CACHE_DIR || join(homedir(), '.cache', 'tlsweep', 'features'),
     featureCacheMb: intEnv(env, 'TLSWEEP_FEATURE_CACHE_MB', 4096, 0),
     featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 8192, 0),
+    logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
   };
 }
 

@@ -14,7 +14,7 @@ import { TrialConsumer } from './runner/trial-consumer.js';
 const boot = createLogger('worker');
 try {
   const cfg = loadConfig();
-  const log = boot.child({ worker: cfg.workerId });
+  const log = createLogger('worker', { worker: cfg.workerId }, undefined, cfg.logLevel);
   const backend = await selectBackend(cfg.backend || undefined);
   log.info('worker.backend', { backend: backend.name, tried: backend.tried });
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}` });

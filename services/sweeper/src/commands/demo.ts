@@ -5,6 +5,7 @@ import { clusterEnv } from '../config.js';
 import { startLocalCluster } from '../local-cluster.js';
 import { printLeaderboard } from './leaderboard.js';
 import { watchSweep } from './watch.js';
+import { progressMode } from '../progress.js';
 
 export const DEMO_SPEC = fileURLToPath(new URL('../../../../examples/demo.yaml', import.meta.url));
 
@@ -28,7 +29,7 @@ export async function runDemo(o: { workers: number; specFile?: string }): Promis
     if (cluster.dashboardUrl) console.log(`dashboard (live while the demo runs): ${cluster.dashboardUrl}`);
     const sweep = await client.submit(spec);
     console.log(`submitted sweep ${sweep.sweepId} '${sweep.name}': ${sweep.counts!.total} trials`);
-    const done = await watchSweep(client, sweep.sweepId);
+    const done = await watchSweep(client, sweep.sweepId, { progress: progressMode({ isTTY: process.stderr.isTTY }) });
     console.log(`\nLeaderboard (${done.name}, sorted by validation accuracy):`);
     await printLeaderboard(client, { sweep: sweep.sweepId, top: 50, groupBy: 'unfreeze' });
     console.log(`\ndemo finished in ${((Date.now() - t0) / 1000).toFixed(1)}s; sweep ${done.status}`);
