@@ -19,7 +19,7 @@ import { FifoScheduler, type Scheduler } from './schedulers/scheduler.js';
 import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll } from './searchers/searcher.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
-import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import { datasetLabel, SPEC_DEFAULTS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import { StateStore } from './store/state-store.js';
 
 export interface CoordinatorOptions {
@@ -520,5 +520,7 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnT
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    ...(spec.weights?.[p.backbone] ? { weights: spec.weights[p.backbone] } : {}),
+    exportModel: (spec.keepModels ?? SPEC_DEFAULTS.keepModels) > 0,
   };
 }

@@ -44,6 +44,14 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /**
+   * Backbone weights to load instead of the backbone's own, per backbone:
+   * `{ tiny_cnn: 'objstore:my-weights' }` (forms: weights/weights-ref.ts).
+   * @default {} (mobilenet_v2: nsfwjs weights; others: random init)
+   */
+  weights?: Record<string, string>;
+  /** Keep the full models of the best N trials (by val accuracy) in the Object Store for `tlsweep export`; 0 keeps none. @default 1 */
+  keepModels?: number;
 }
 
 /** A validated spec with every default filled in. */
@@ -65,6 +73,10 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  /** Absent in sweeps stored before weights existed. */
+  weights?: Record<string, string>;
+  /** Absent in sweeps stored before model export existed: read as SPEC_DEFAULTS.keepModels. */
+  keepModels?: number;
 }
 
 export const SPEC_DEFAULTS = {
@@ -78,6 +90,7 @@ export const SPEC_DEFAULTS = {
   maxParallel: 4,
   valFraction: 0.15,
   testFraction: 0.15,
+  keepModels: 1,
 } as const;
 
 /** Hard limits that keep one sweep from swamping the cluster. */
@@ -111,6 +124,10 @@ export interface TrialConfig {
   batchSize: number;
   seed: number;
   split: { valFraction: number; testFraction: number };
+  /** Weights ref for this trial's backbone (spec `weights`); absent: the backbone's own. */
+  weights?: string;
+  /** Ask the worker for the trained full model, so it can be kept if the trial ranks in the top `keepModels`. */
+  exportModel?: boolean;
 }
 
 /** A short label for a dataset, e.g. `fashion-mnist:100/class`. */

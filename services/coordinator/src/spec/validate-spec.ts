@@ -3,10 +3,12 @@ import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
+import { parseWeightsRef } from '../../../worker/src/engine/weights/weights-ref.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'weights', 'keepModels',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -98,6 +100,9 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
   }
 
+  const weights = validateWeights(o.weights, backbones, v);
+  const keepModels = opt(o, 'keepModels', SPEC_DEFAULTS.keepModels as number, (x, f) => int(x, f, v, 0, 100, 'an integer in 0..100 (0 keeps no model)'));
+
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
     for (const b of backbones) {
@@ -140,7 +145,37 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    weights,
+    keepModels: keepModels!,
   };
+}
+
+/** `weights: {<backbone>: <ref>}`: each key a backbone of this spec, each value a well-formed ref. */
+function validateWeights(raw: unknown, backbones: string[] | undefined, v: FieldViolation[]): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    v.push({ field: 'weights', message: 'must be a mapping {<backbone>: <weights ref>}' });
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const [b, ref] of Object.entries(raw as Record<string, unknown>)) {
+    const field = `weights.${b}`;
+    if (!backboneInfo(b)) {
+      v.push({ field, message: `unknown backbone; known: ${KNOWN_BACKBONES.join(', ')}` });
+      continue;
+    }
+    if (backbones && !backbones.includes(b)) {
+      v.push({ field, message: `backbone ${b} is not in backbones (${backbones.join(', ')})` });
+      continue;
+    }
+    try {
+      parseWeightsRef(ref as string);
+      out[b] = ref as string;
+    } catch (err) {
+      v.push({ field, message: (err as Error).message });
+    }
+  }
+  return out;
 }
 
 function validateDataset(d: unknown, field: string, v: FieldViolation[]): DatasetSpec | undefined {

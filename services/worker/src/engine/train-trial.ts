@@ -10,6 +10,7 @@ import { createHead, type Head } from './head.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { WeightsAccess } from './weights/read-weights.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
 export interface TrialHyperparams {
@@ -34,6 +35,8 @@ export interface TrialHyperparams {
   seed: number;
   /** Let unfrozen BatchNormalization layers use batch statistics in phase 2 (see batchnorm.ts). @default false */
   trainBatchNorm?: boolean;
+  /** Backbone weights to load (a ref, see weights/weights-ref.ts). @default the backbone's own */
+  weights?: string;
 }
 
 export interface EpochReport {
@@ -67,6 +70,8 @@ export interface TrainHooks {
 export interface TrainOptions {
   /** Reuse frozen-prefix features computed by earlier trials on the same data (see feature-memo.ts). @default none */
   featureMemo?: FeatureMemoRef;
+  /** How `objstore:` weights refs are read. @default none */
+  weightsAccess?: WeightsAccess;
 }
 
 export interface TrialOutcome {
@@ -194,7 +199,7 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
 export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
   validate(hp, data);
-  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
+  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weights: hp.weights, weightsAccess: opts.weightsAccess });
   const layerCount = backbone.model.layers.length;
   if (hp.unfreeze >= layerCount) {
     backbone.model.dispose();

@@ -4,6 +4,13 @@ import { backboneInputSize } from '../engine/backbones/registry.js';
 import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { TrialError } from '../errors.js';
+import type { WeightsAccess } from '../engine/weights/read-weights.js';
+
+/** What the worker lends a trial besides its config. */
+export interface RunTrialOptions {
+  /** How `objstore:` weights are read (the worker's NATS connection). @default none */
+  weightsAccess?: WeightsAccess;
+}
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
@@ -15,7 +22,7 @@ export interface RunTrialHooks {
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
  */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureMemo?: FeatureMemo): Promise<TrialOutcome> {
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureMemo?: FeatureMemo, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
   let size: [number, number];
   try {
     size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
@@ -41,10 +48,11 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
         fineTuneLrFactor: config.fineTuneLrFactor,
         batchSize: config.batchSize,
         seed: config.seed,
+        ...(config.weights ? { weights: config.weights } : {}),
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined },
+      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined, weightsAccess: opts.weightsAccess },
     );
   } finally {
     disposeDataset(data);

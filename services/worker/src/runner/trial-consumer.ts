@@ -124,7 +124,7 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
-      }, this.o.featureMemo);
+      }, this.o.featureMemo, { weightsAccess: { nc: this.o.nc } });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,

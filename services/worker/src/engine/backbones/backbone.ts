@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PreprocessMode } from '../preprocess.js';
+import type { WeightsAccess } from '../weights/read-weights.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
@@ -37,4 +38,12 @@ export interface BackboneOptions {
   imageSize?: number;
   /** Seed for randomly initialised weights (tiny_cnn). @default 0 */
   seed?: number;
+  /**
+   * A tfjs layers-format model whose weights replace every weight of the
+   * backbone, matched by `<layer>/<weight>` name (see weights/weights-ref.ts
+   * for the forms). @default none: the backbone's own weights (nsfwjs for mobilenet_v2, random init otherwise)
+   */
+  weights?: string;
+  /** How `objstore:` weights are reached (the worker's NATS connection). @default none */
+  weightsAccess?: WeightsAccess;
 }

@@ -3,6 +3,7 @@ import type { Backbone, BackboneOptions } from './backbone.js';
 import { backboneInfo, KNOWN_BACKBONES, type BackboneInfo } from './catalog.js';
 import { loadMobileNetV2 } from './mobilenet-v2.js';
 import { buildTinyCnn } from './tiny-cnn.js';
+import { loadWeightsInto } from '../weights/load-weights.js';
 
 export { KNOWN_BACKBONES };
 
@@ -47,5 +48,13 @@ export async function loadBackbone(name: string, opts: BackboneOptions = {}): Pr
   if (!Number.isInteger(seed) || seed < 0) {
     throw new EngineConfigError(`seed must be a non-negative integer; got ${String(opts.seed)}`);
   }
-  return entryFor(name).load(size, seed);
+  const backbone = await entryFor(name).load(size, seed);
+  if (opts.weights === undefined) return backbone;
+  try {
+    const loaded = await loadWeightsInto(backbone.model, opts.weights, opts.weightsAccess);
+    return { ...backbone, pretrained: true, weightsSource: loaded.source };
+  } catch (err) {
+    backbone.model.dispose();
+    throw err;
+  }
 }
