@@ -31,6 +31,11 @@ export interface TrialRecord {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /**
+   * Name of the trial's full model in the tlsweep-models bucket; '' (or
+   * absent, in records older than model export) when none is stored.
+   */
+  modelRef?: string;
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
@@ -75,6 +80,7 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: '',
+    modelRef: '',
     error: '',
     queueSeq: 0,
     createdAtMs: now,

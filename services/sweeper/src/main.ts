@@ -11,6 +11,7 @@ import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } f
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
+import { listWeights, pushWeights } from './commands/weights.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -23,6 +24,8 @@ Usage:
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
                       [--backbone NAME] [--status S] [--all] [--json]
   tlsweep cancel <sweepId>
+  tlsweep weights push <name> <dir>           store a tfjs model folder (model.json + shards) as objstore:<name>
+  tlsweep weights list [--json]               weights in the cluster's Object Store
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -117,6 +120,19 @@ async function main(argv: string[]): Promise<number> {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));
         return 0;
+      }
+      case 'weights': {
+        const [sub, name, dir] = args;
+        if (sub === 'list') {
+          await listWeights(client, { json: o.json });
+          return 0;
+        }
+        if (sub === 'push') {
+          if (!name || !dir) throw new UsageError('weights push: give a name and a tfjs model folder, e.g. `tlsweep weights push vgg16-imagenet ./vgg16`');
+          await pushWeights(client, name, dir);
+          return 0;
+        }
+        throw new UsageError('weights: use `tlsweep weights push <name> <dir>` or `tlsweep weights list`');
       }
       default:
         throw new UsageError(`unknown command '${cmd}'; run \`tlsweep help\``);

@@ -31,6 +31,7 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     weightsSource: t.weightsSource,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
+    modelRef: t.modelRef ?? '',
   };
 }
 

@@ -17,6 +17,7 @@ import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { epochFromPb, epochToPb, sweepToPb, trialToPb } from './convert.js';
+import { exportModelHandler, pushWeightsHandler, weightsInfoToPb } from './model-streams.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tlsweep.proto', import.meta.url));
 
@@ -122,6 +123,10 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
         end();
       }
     },
+    pushWeights: pushWeightsHandler(c),
+    listWeights: unary(async () => ({ weights: (await c.listWeights()).map(weightsInfoToPb) })),
+    exportModel: exportModelHandler(c),
+    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
   };
 
   const leaderboard: LeaderboardServiceServer = {
@@ -150,7 +155,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     trialStarted: unary((r) => c.trialStarted({ ...r, trialId: required('trial_id', r.trialId) })),
     reportEpoch: unary((r) => c.reportEpoch({ trialId: required('trial_id', r.trialId), attempt: r.attempt, metrics: epochFromPb(r.metrics) })),
     trialFinished: unary((r) => c.trialFinished({ ...r, trialId: required('trial_id', r.trialId) })),
-    trialFailed: unary((r) => c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })),
+    trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
   };
 
   server.addService(SweepServiceService, sweeps);

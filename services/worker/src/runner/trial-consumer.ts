@@ -142,6 +142,7 @@ export class TrialConsumer {
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
+        hasModel: false,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would

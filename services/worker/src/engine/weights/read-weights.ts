@@ -132,7 +132,8 @@ async function readFromObjectStore(name: string, access: WeightsAccess, where: s
   }
   if (!json || !data) throw new WeightsError(`${where}: no weights named '${name}' in bucket ${WEIGHTS_BUCKET} (see \`tlsweep weights list\`)`, { retryable: false });
   const modelJson = parseModelJson(Buffer.from(json).toString('utf8'), where);
-  return artifacts(modelJson, data.slice().buffer, where);
+  // A copy: the client may hand out a view of a larger buffer (Buffer.slice would not copy).
+  return artifacts(modelJson, new Uint8Array(data).buffer, where);
 }
 
 /** Reads a model's manifest and weight bytes from wherever `ref` points. */
