@@ -23,4 +23,6 @@ export { TRIAL_STREAM, WORKER_CONSUMER, SWEEPS_BUCKET, TRIALS_BUCKET, trialSubje
 export { TERMINAL_TRIAL_STATUSES, TRIAL_STATUSES } from './records.js';
 export type { TrialRecord, SweepRecord, TrialStatus, SweepStatus, EpochRecord, TrialTask } from './records.js';
 export { createLogger, silentLogger } from './log.js';
+export { ModelObjects } from './store/model-objects.js';
+export type { ModelUpload, StoredModel, StoredModelInfo, ModelBucket } from './store/model-objects.js';
 export type { Logger } from './log.js';

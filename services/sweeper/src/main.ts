@@ -12,6 +12,9 @@ import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
 import { listWeights, pushWeights } from './commands/weights.js';
+import { exportTrialModel } from './commands/export.js';
+import { predictImages } from './commands/predict.js';
+import { selectBackend } from '../../worker/src/engine/backend.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -26,6 +29,9 @@ Usage:
   tlsweep cancel <sweepId>
   tlsweep weights push <name> <dir>           store a tfjs model folder (model.json + shards) as objstore:<name>
   tlsweep weights list [--json]               weights in the cluster's Object Store
+  tlsweep export <trialId> <dir>              write a kept trial's full model: model.json, weights.bin, tlsweep.json
+  tlsweep predict <dir> <images...> [--top N] [--json]
+                                              classify PNG/JPEG images with an exported model (no cluster needed)
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -81,6 +87,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (cmd === 'predict') {
+    const [dir, ...images] = args;
+    if (!dir || images.length === 0) throw new UsageError('predict: give an exported model folder and images, e.g. `tlsweep predict ./best cat.jpg dog.png`');
+    await selectBackend();
+    await predictImages(dir, images, { top: intOpt('top', o.top, 3), json: o.json });
+    return 0;
+  }
+
   const client = new TlsweepClient(resolveCoordinator(o.coordinator));
   try {
     await client.ready();
@@ -119,6 +133,11 @@ async function main(argv: string[]): Promise<number> {
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));
+        return 0;
+      }
+      case 'export': {
+        if (!args[0] || !args[1]) throw new UsageError('export: give the trial id and a folder, e.g. `tlsweep export <trialId> ./best` (see `tlsweep leaderboard`)');
+        await exportTrialModel(client, args[0], args[1]);
         return 0;
       }
       case 'weights': {

@@ -68,12 +68,17 @@ function toStream(it: AsyncIterable<Uint8Array>, onChunk: (c: Uint8Array) => voi
 export class ModelObjects {
   private constructor(private readonly stores: Record<ModelBucket, ObjectStore>) {}
 
-  /** Opens both buckets, creating them when missing. */
-  static async open(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<ModelObjects> {
+  /**
+   * Opens both buckets. The coordinator creates them (`create: true`);
+   * workers only open what it created.
+   */
+  static async open(nc: NatsConnection, opts: { replicas?: number; create?: boolean } = {}): Promise<ModelObjects> {
     const objm = new Objm(nc);
+    const bucket = (name: string, description: string) =>
+      opts.create === false ? objm.open(name) : objm.create(name, { replicas: opts.replicas ?? 1, description });
     const [weights, models] = await Promise.all([
-      objm.create(WEIGHTS_BUCKET, { replicas: opts.replicas ?? 1, description: 'tlsweep backbone weights (tfjs layers format)' }),
-      objm.create(MODELS_BUCKET, { replicas: opts.replicas ?? 1, description: 'tlsweep full models of the best trials' }),
+      bucket(WEIGHTS_BUCKET, 'tlsweep backbone weights (tfjs layers format)'),
+      bucket(MODELS_BUCKET, 'tlsweep full models of the best trials'),
     ]);
     return new ModelObjects({ [WEIGHTS_BUCKET]: weights, [MODELS_BUCKET]: models });
   }

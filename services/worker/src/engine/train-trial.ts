@@ -11,6 +11,7 @@ import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
 import type { WeightsAccess } from './weights/read-weights.js';
+import { exportFullModel, type ExportedModel } from './export-model.js';
 
 /** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
 export interface TrialHyperparams {
@@ -72,6 +73,8 @@ export interface TrainOptions {
   featureMemo?: FeatureMemoRef;
   /** How `objstore:` weights refs are read. @default none */
   weightsAccess?: WeightsAccess;
+  /** Serialise the trained full model (backbone + head) into `TrialOutcome.model` (export-model.ts). @default false */
+  exportModel?: boolean;
 }
 
 export interface TrialOutcome {
@@ -94,6 +97,8 @@ export interface TrialOutcome {
   /** Layer whose (cached) output fed phase 2; the backbone's last layer when phase 2 did not run. */
   cutLayer: string;
   history: EpochReport[];
+  /** The trained full model, when `TrainOptions.exportModel` asked for it. */
+  model?: ExportedModel;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -276,6 +281,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     const val = await evaluate(finalModel, finalInputs.val, y.val, hp.batchSize);
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
+    const model = opts.exportModel ? await exportFullModel(backbone, head, data.classNames) : undefined;
     return {
       valAccuracy: val.accuracy,
       valLoss: val.loss,
@@ -291,6 +297,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       trainableParams: params.trainable,
       cutLayer,
       history,
+      ...(model ? { model } : {}),
     };
   } finally {
     res.release();

@@ -52,7 +52,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined, weightsAccess: opts.weightsAccess },
+      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined, weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false },
     );
   } finally {
     disposeDataset(data);

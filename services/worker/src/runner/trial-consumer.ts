@@ -4,6 +4,7 @@ import { TRIAL_STREAM, WORKER_CONSUMER, type Logger, type TrialTask } from '../.
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
+import { storeTrialModel } from './store-model.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 
 export interface TrialConsumerOptions {
@@ -87,6 +88,17 @@ export class TrialConsumer {
     this.o.log.info('worker.stopped_pulling', { trialsRun: this.trialsRun });
   }
 
+  /** Uploads a top trial's model and reports it; failures cost the model, never the result. */
+  private async storeModel(cfg: TrialTask['config'], attempt: number, outcome: Parameters<typeof storeTrialModel>[2], log: Logger): Promise<void> {
+    try {
+      const modelRef = await storeTrialModel(this.o.nc, cfg, outcome);
+      const ack = await this.o.reporter.modelStored({ trialId: cfg.trialId, attempt, modelRef });
+      log.info('trial.model_stored', { modelRef, kept: ack.accepted && !ack.reason, reason: ack.reason });
+    } catch (err) {
+      log.warn('trial.model_not_stored', { error: (err as Error).message });
+    }
+  }
+
   private async handle(msg: JsMsg, maxDeliver: number): Promise<void> {
     let task: TrialTask;
     try {
@@ -142,7 +154,7 @@ export class TrialConsumer {
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
-        hasModel: false,
+        hasModel: outcome.model !== undefined,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
@@ -152,6 +164,8 @@ export class TrialConsumer {
       }
       msg.ack();
       log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
+      // After the ack: the result is kept whatever happens here. A worker that dies now leaves the trial without a model.
+      if (fin.keepModel) await this.storeModel(cfg, attempt, outcome, log);
     } catch (err) {
       const te = toTrialError(err);
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
