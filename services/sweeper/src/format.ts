@@ -21,6 +21,8 @@ export interface LeaderboardRow {
   weightsSource: string;
   worker: string;
   error: string;
+  /** Name of the trial's stored full model ('' when none is kept); `tlsweep export <trialId> <dir>` fetches it. */
+  modelRef: string;
 }
 
 const nn = (x: number) => (Number.isFinite(x) ? x : null);
@@ -46,6 +48,7 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     weightsSource: t.weightsSource,
     worker: t.worker,
     error: t.error,
+    modelRef: t.modelRef,
   };
 }
 
