@@ -10,6 +10,7 @@ import { loadBackbone } from '../services/worker/src/engine/backbones/registry.j
 import { buildTinyCnn } from '../services/worker/src/engine/backbones/tiny-cnn.js';
 import { parseWeightsRef } from '../services/worker/src/engine/weights/weights-ref.js';
 import { WeightsError } from '../services/worker/src/engine/weights/weights-error.js';
+import { loadWeightsInto } from '../services/worker/src/engine/weights/load-weights.js';
 import { toTrialError } from '../services/worker/src/errors.js';
 import { sameBits, snapshotWeights } from './engine-helpers.js';
 import { saveArtifacts, writeModelDir } from './helpers/tfjs-model-dir.js';
@@ -75,6 +76,14 @@ describe('loading backbone weights', () => {
     expect(plain.pretrained).toBe(false);
     expect(sameBits(plain.model.getLayer('Conv1').getWeights()[0].dataSync() as Float32Array, source.getLayer('Conv1').getWeights()[0].dataSync() as Float32Array)).toBe(false);
     plain.model.dispose();
+  });
+
+  it('counts the file weights the backbone has no place for', async () => {
+    const target = buildTinyCnn(32, 2).model;
+    const r = await loadWeightsInto(target, dir);
+    expect(r.assigned).toBe(target.weights.length);
+    expect(r.ignored.sort()).toEqual(['predictions/bias', 'predictions/kernel']);
+    target.dispose();
   });
 
   it('loads from a file: URL and from an http URL served in the test', async () => {

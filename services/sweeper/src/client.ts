@@ -31,7 +31,8 @@ export class TlsweepClient {
 
   constructor(readonly address: string) {
     const creds = grpc.credentials.createInsecure();
-    this.sweeps = new SweepServiceClient(address, creds);
+    // An exported model's first message carries its whole model.json, which can pass gRPC's 4 MiB default.
+    this.sweeps = new SweepServiceClient(address, creds, { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
     this.leaderboard = new LeaderboardServiceClient(address, creds);
   }
 
