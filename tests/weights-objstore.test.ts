@@ -12,6 +12,7 @@ import { listWeights, pushWeights } from '../services/sweeper/src/commands/weigh
 import { loadBackbone } from '../services/worker/src/engine/backbones/registry.js';
 import { buildTinyCnn } from '../services/worker/src/engine/backbones/tiny-cnn.js';
 import { WeightsError } from '../services/worker/src/engine/weights/weights-error.js';
+import { WeightsCache } from '../services/worker/src/engine/weights/weights-cache.js';
 import { sameBits, snapshotWeights } from './engine-helpers.js';
 import { saveArtifacts, writeModelDir } from './helpers/tfjs-model-dir.js';
 
@@ -72,6 +73,26 @@ describe('weights in the NATS Object Store (push through the coordinator, read b
     const badName = await pushWeights(client, '../etc', join(root, 'tiny'), () => {}).catch((e) => e);
     expect(badName.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(badName.message).toContain('name:');
+  });
+
+  it('keeps downloaded weights per process until the name is pushed again', async () => {
+    const cache = new WeightsCache(10 * 1024 * 1024);
+    const first = buildTinyCnn(32, 21).model;
+    await pushWeights(client, 'tiny-cached', writeModelDir(join(root, 'c1'), await saveArtifacts(first)), () => {});
+    const conv1 = (m: tf.LayersModel) => m.getLayer('Conv1').getWeights()[0].dataSync() as Float32Array;
+    const a = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    const b = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    expect(cache.stats().entries).toBe(1);
+    expect(sameBits(conv1(a.model), conv1(first))).toBe(true);
+    expect(sameBits(conv1(b.model), conv1(first))).toBe(true);
+    // A re-push under the same name is a new upload: the next load reads it.
+    const second = buildTinyCnn(32, 22).model;
+    await pushWeights(client, 'tiny-cached', writeModelDir(join(root, 'c2'), await saveArtifacts(second)), () => {});
+    const c = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    expect(sameBits(conv1(c.model), conv1(second))).toBe(true);
+    expect(cache.stats().entries).toBe(2);
+    expect(c.weightsSource).not.toBe(a.weightsSource);
+    for (const m of [a, b, c]) m.model.dispose();
   });
 
   it('names weights that were never pushed (unrecoverable)', async () => {

@@ -5,6 +5,7 @@ import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
 import { storeTrialModel } from './store-model.js';
+import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 
 export interface TrialConsumerOptions {
@@ -22,6 +23,8 @@ export interface TrialConsumerOptions {
   maxTrials?: number;
   /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
   featureMemo?: FeatureMemo;
+  /** Object Store weights (`objstore:` refs) kept between this process's trials. @default 1 GiB */
+  weightsCacheBytes?: number;
 }
 
 /**
@@ -33,8 +36,11 @@ export class TrialConsumer {
   private draining = false;
   private done: Promise<void> | null = null;
   private trialsRun = 0;
+  private readonly weightsCache: WeightsCache;
 
-  constructor(private readonly o: TrialConsumerOptions) {}
+  constructor(private readonly o: TrialConsumerOptions) {
+    this.weightsCache = new WeightsCache(o.weightsCacheBytes ?? 1024 ** 3);
+  }
 
   /** Starts the pull loop; resolves when it ends (drain or maxTrials). */
   run(): Promise<void> {
@@ -136,7 +142,7 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
-      }, this.o.featureMemo, { weightsAccess: { nc: this.o.nc } });
+      }, this.o.featureMemo, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,

@@ -7,11 +7,14 @@ import type * as tf from '@tensorflow/tfjs';
 import { MODEL_JSON, objectName, storedWeightBytes, WEIGHTS_BIN, WEIGHTS_BUCKET } from './object-layout.js';
 import { WeightsError } from './weights-error.js';
 import type { WeightsRef } from './weights-ref.js';
+import type { WeightsCache } from './weights-cache.js';
 
 /** How a worker reaches weights that are not plain files. */
 export interface WeightsAccess {
   /** NATS connection for `objstore:` refs (the worker's own). @default none: objstore refs fail */
   nc?: NatsConnection;
+  /** Keeps Object Store weights between trials of this process. @default none (every trial downloads) */
+  cache?: WeightsCache;
 }
 
 /** A model's weights as read: manifest entries and the shards joined in manifest order. */
@@ -117,12 +120,22 @@ async function readFromUrl(url: string, where: string): Promise<WeightsArtifacts
 
 async function readFromObjectStore(name: string, access: WeightsAccess, where: string): Promise<WeightsArtifacts> {
   if (!access.nc) throw new WeightsError(`${where}: no NATS connection to read the Object Store with`, { retryable: false });
-  let json: Uint8Array | null;
-  let data: Uint8Array | null;
+  let json: Uint8Array | null = null;
+  let data: Uint8Array | null = null;
+  let cacheKey = '';
+  let pushedSha256 = '';
   try {
     const os = await new Objm(access.nc).open(WEIGHTS_BUCKET);
-    json = await os.getBlob(objectName(name, MODEL_JSON));
-    data = json ? await os.getBlob(objectName(name, WEIGHTS_BIN)) : null;
+    const info = await os.info(objectName(name, MODEL_JSON));
+    if (info && !info.deleted) {
+      // model.json is written last on every push: its nuid names one complete upload.
+      cacheKey = `${name}@${info.nuid}`;
+      pushedSha256 = info.metadata?.sha256 ?? '';
+      const cached = access.cache?.get(cacheKey);
+      if (cached) return cached;
+      json = await os.getBlob(objectName(name, MODEL_JSON));
+      data = json ? await os.getBlob(objectName(name, WEIGHTS_BIN)) : null;
+    }
   } catch (err) {
     const e = err as Error;
     // A missing bucket means nothing was ever pushed; everything else is NATS being unreachable.
@@ -133,7 +146,13 @@ async function readFromObjectStore(name: string, access: WeightsAccess, where: s
   if (!json || !data) throw new WeightsError(`${where}: no weights named '${name}' in bucket ${WEIGHTS_BUCKET} (see \`tlsweep weights list\`)`, { retryable: false });
   const modelJson = parseModelJson(Buffer.from(json).toString('utf8'), where);
   // A copy: the client may hand out a view of a larger buffer (Buffer.slice would not copy).
-  return artifacts(modelJson, new Uint8Array(data).buffer, where);
+  const a = artifacts(modelJson, new Uint8Array(data).buffer, where);
+  if (pushedSha256 && a.sha256 !== pushedSha256) {
+    // Replaced while we read it (or damaged): reading again gets a consistent copy.
+    throw new WeightsError(`${where}: read weights with sha256 ${a.sha256.slice(0, 12)}, pushed as ${pushedSha256.slice(0, 12)}`, { retryable: true });
+  }
+  access.cache?.put(cacheKey, a);
+  return a;
 }
 
 /** Reads a model's manifest and weight bytes from wherever `ref` points. */
