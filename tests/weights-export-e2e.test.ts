@@ -99,6 +99,7 @@ describe('weights push → sweep → kept model → export → predict', () => {
     const best = rows[0];
     expect(best.modelRef).toBe(best.trialId);
     expect(rows.slice(1).every((r) => r.modelRef === '')).toBe(true);
+    expect((await client.get(sweepId)).bestModelRef).toBe(best.trialId);
     const objects = await ModelObjects.open(nc, { create: false });
     await waitFor(async () => (await objects.list(MODELS_BUCKET)).map((m) => m.name).join() === best.trialId, 10_000, 'pruned models deleted');
 

@@ -84,7 +84,8 @@ export function groupsTable(axis: string, metric: string, groups: LeaderboardGro
 export function sweepLine(s: Sweep): string {
   const c = s.counts!;
   const done = c.completed + c.failed + c.stopped + c.cancelled;
-  const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId})` : '';
+  const model = s.bestModelRef ? `, model kept` : '';
+  const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId}${model})` : '';
   return `${s.sweepId}  ${s.name}  ${s.status}  ${done}/${c.total} done (running ${c.running}, queued ${c.queued}, failed ${c.failed})${best}${s.reason ? `  — ${s.reason}` : ''}`;
 }
 

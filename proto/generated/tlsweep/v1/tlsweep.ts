@@ -83,6 +83,8 @@ export interface Sweep {
   bestTrialId: string;
   bestValAccuracy: number;
   reason: string;
+  /** The best trial's stored model (see Trial.model_ref); empty while none is stored. */
+  bestModelRef: string;
 }
 
 export interface TrialEvent {
@@ -975,6 +977,7 @@ function createBaseSweep(): Sweep {
     bestTrialId: "",
     bestValAccuracy: 0,
     reason: "",
+    bestModelRef: "",
   };
 }
 
@@ -1009,6 +1012,9 @@ export const Sweep: MessageFns<Sweep> = {
     }
     if (message.reason !== "") {
       writer.uint32(82).string(message.reason);
+    }
+    if (message.bestModelRef !== "") {
+      writer.uint32(242).string(message.bestModelRef);
     }
     return writer;
   },
@@ -1106,6 +1112,14 @@ export const Sweep: MessageFns<Sweep> = {
             message.reason = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.bestModelRef = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1154,6 +1168,11 @@ export const Sweep: MessageFns<Sweep> = {
         ? globalThis.Number(object.best_val_accuracy)
         : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      bestModelRef: isSet(object.bestModelRef)
+        ? globalThis.String(object.bestModelRef)
+        : isSet(object.best_model_ref)
+        ? globalThis.String(object.best_model_ref)
+        : "",
     };
   },
 
@@ -1189,6 +1208,9 @@ export const Sweep: MessageFns<Sweep> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.bestModelRef !== "") {
+      obj.bestModelRef = message.bestModelRef;
+    }
     return obj;
   },
 
@@ -1209,6 +1231,7 @@ export const Sweep: MessageFns<Sweep> = {
     message.bestTrialId = object.bestTrialId ?? "";
     message.bestValAccuracy = object.bestValAccuracy ?? 0;
     message.reason = object.reason ?? "";
+    message.bestModelRef = object.bestModelRef ?? "";
     return message;
   },
 };

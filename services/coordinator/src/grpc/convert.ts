@@ -64,5 +64,6 @@ export function sweepToPb(s: SweepRecord, counts: TrialCounts, best: TrialRecord
     bestTrialId: best?.config.trialId ?? '',
     bestValAccuracy: best?.valAccuracy ?? NaN,
     reason: s.reason,
+    bestModelRef: best?.modelRef ?? '',
   };
 }
