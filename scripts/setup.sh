@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tlsweep needs on a fresh Debian machine, skipping what is there:
-# npm packages, nats-server and the Fashion-MNIST dataset (apt). Idempotent and quick
-# when everything is present; `npm run demo` and `npm test` call it first.
+# npm packages, nats-server and the Fashion-MNIST dataset (apt); with --test also
+# Chromium (apt) for the dashboard's browser tests. Idempotent and quick when
+# everything is present; `npm run demo` and `npm test` call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ] &&
 fi
 if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte ]; then
   missing+=(dataset-fashion-mnist)
+fi
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

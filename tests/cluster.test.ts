@@ -40,15 +40,17 @@ describe('local cluster end to end', () => {
   let client: TlsweepClient;
   let logDir: string;
   const workers: ManagedProcess[] = [];
+  const metricsUrls: string[] = [];
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
+    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
     logDir = mkdtempSync(join(tmpdir(), 'tlsweep-cluster-test-'));
-    const env = { TLSWEEP_NATS_URL: nats.url, TLSWEEP_COORDINATOR: `127.0.0.1:${coord.port}`, TLSWEEP_NAK_DELAY_MS: '200' };
+    const env = { TLSWEEP_NATS_URL: nats.url, TLSWEEP_COORDINATOR: `127.0.0.1:${coord.port}`, TLSWEEP_NAK_DELAY_MS: '200', TLSWEEP_METRICS_ADDRESS: '127.0.0.1:0' };
     for (const name of ['w1', 'w2']) {
-      const { proc } = await spawnService(name, WORKER_MAIN, { ...env, TLSWEEP_WORKER_ID: name }, createWriteStream(join(logDir, `${name}.log`)), 'worker.ready');
+      const { proc, ready } = await spawnService(name, WORKER_MAIN, { ...env, TLSWEEP_WORKER_ID: name }, createWriteStream(join(logDir, `${name}.log`)), 'worker.ready');
       workers.push(proc);
+      metricsUrls.push(String(ready.metrics));
     }
     client = new TlsweepClient(`127.0.0.1:${coord.port}`);
     await client.ready();
@@ -103,6 +105,22 @@ describe('local cluster end to end', () => {
       // Unrecoverable: terminated on the first delivery, not retried.
       expect(t.attempt).toBe(1);
     }
+    // Prometheus: the workers' counters add up to the leaderboard; the coordinator counts trials by state.
+    const scrapes = await Promise.all(metricsUrls.map(async (u) => (await fetch(u)).text()));
+    // Sum of a metric's samples over both workers whose labels include `label` (label order is prom-client's).
+    const sum = (name: string, label: string) => scrapes.reduce((n, text) => {
+      for (const m of text.matchAll(/^(\w+)\{([^}]*)\} (\S+)$/gm)) if (m[1] === name && m[2].split(',').includes(label)) n += Number(m[3]);
+      return n;
+    }, 0);
+    expect(sum('tlsweep_worker_trials_total', 'outcome="completed"')).toBe(4);
+    expect(sum('tlsweep_worker_trials_total', 'outcome="failed"')).toBe(4);
+    expect(sum('tlsweep_worker_epoch_duration_seconds_count', 'phase="finetune"')).toBe(4);
+    expect(sum('tlsweep_worker_images_per_second', 'phase="head"')).toBeGreaterThan(0);
+    expect(scrapes.join('\n')).toMatch(/^tlsweep_worker_feature_cache_misses\{/m);
+    const coordMetrics = await (await fetch(`${coord.dashboard!.url}metrics`)).text();
+    expect(coordMetrics).toMatch(/^tlsweep_trials\{state="completed"\} 4$/m);
+    expect(coordMetrics).toMatch(/^tlsweep_trials\{state="failed"\} 4$/m);
+
     // Group-by: count, best, mean and std per unfreeze depth.
     const grouped = await client.query({ sweepId: sweep.sweepId, groupBy: 'unfreeze', status: 'completed' });
     expect(grouped.groups.map((g) => g.key).sort()).toEqual(['0', '6']);

@@ -11,6 +11,7 @@ describe('backbone catalog (what the coordinator validates specs against)', () =
       expect(b.model.layers.length).toBe(info.layers);
       expect(b.inputSize).toEqual([info.defaultSize, info.defaultSize]);
       expect(b.pretrained).toBe(info.pretrained);
+      if (info.blocks !== undefined) expect(b.blockStarts).toHaveLength(info.blocks);
     } finally {
       b.model.dispose();
     }

@@ -85,7 +85,7 @@ describe('model export', () => {
     writeFileSync(join(dir, 'weights.bin'), new Uint8Array(outcome.model!.weightData));
     const json = JSON.parse(outcome.model!.modelJson) as { weightsManifest: tf.io.WeightsManifestConfig };
     const exported = tf.io.decodeWeights(outcome.model!.weightData, json.weightsManifest[0].weights);
-    const b = await loadBackbone('tiny_cnn', { imageSize: 16, seed: HP.seed, weights: dir });
+    const b = await loadBackbone('tiny_cnn', { imageSize: 16, seed: HP.seed, weightsRef: dir });
     const fresh = await loadBackbone('tiny_cnn', { imageSize: 16, seed: HP.seed });
     for (const v of b.model.weights) {
       expect(sameBits(await v.read().data() as Float32Array, await exported[v.originalName].data() as Float32Array), v.originalName).toBe(true);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, queryLeaderboard, type TrialRecord } from '../services/coordinator/src/index.js';
 import { newTrialRecord } from '../services/coordinator/src/records.js';
+import { trialToPb } from '../services/coordinator/src/grpc/convert.js';
+import { Trial } from '../proto/generated/tlsweep/v1/tlsweep.js';
+import { formatTrial, toTrialView } from '../services/sweeper/src/commands/trial.js';
 
 function trial(i: number, o: { sweep?: string; backbone?: string; lr?: number; val?: number | null; test?: number | null; status?: TrialRecord['status']; seconds?: number }): TrialRecord {
   const t = newTrialRecord({
@@ -76,4 +79,34 @@ describe('leaderboard query', () => {
     const withNaN = [trial(10, { val: 0.5 }), trial(11, { val: NaN }), trial(12, { val: 0.9 }), trial(13, { val: 0.7 })];
     expect(queryLeaderboard(withNaN, {}).rows.map((t) => t.config.trialId)).toEqual(['t12', 't13', 't10', 't11']);
   });
+
+  it('groups by the unfreeze depth as written and sorts by the layers it resolved to', () => {
+    const mk = (i: number, unfreeze: TrialRecord['config']['unfreeze'], layers: number, val: number) => {
+      const t = trial(i, { val });
+      t.config = { ...t.config, unfreeze };
+      t.unfreezeLayers = layers;
+      return t;
+    };
+    const ts = [mk(0, 11, 11, 0.7), mk(1, { blocks: 2 }, 19, 0.8), mk(2, { blocks: 2 }, 19, 0.6), mk(3, { fineTuneAt: 'block_14_add' }, 29, 0.5)];
+    const groups = queryLeaderboard(ts, { groupBy: 'unfreeze' }).groups.map((g) => [g.key, g.count]);
+    expect(groups.sort()).toEqual([['11', 1], ['at:block_14_add', 1], ['blocks:2', 2]]);
+    expect(queryLeaderboard(ts, { sortBy: 'unfreeze', order: 'desc' }).rows.map((t) => t.config.trialId)).toEqual(['t3', 't1', 't2', 't0']);
+    expect(trialToPb(ts[1])).toMatchObject({ unfreeze: 19, unfreezeLabel: 'blocks:2', unfreezeLayers: 19, earlyStops: [] });
+    expect(trialToPb(ts[0])).toMatchObject({ unfreeze: 11, unfreezeLabel: '11' });
+  });
+
+  it('tlsweep trial shows the resolved depth, each epoch’s learning rate and what early stopping did', () => {
+    const t = trial(7, { val: 0.8 });
+    t.config = { ...t.config, unfreeze: { blocks: 2 } };
+    t.unfreezeLayers = 19;
+    t.earlyStops = [{ phase: 'head', bestEpoch: 2, stoppedEpoch: 3, restored: true }];
+    t.history = [1, 2, 3].map((epoch) => ({ phase: 'head' as const, epoch, loss: 1, accuracy: 0.5, valLoss: 1, valAccuracy: 0.5, seconds: 1, learningRate: 0.01 / epoch, trainableLayers: 0 }));
+    const view = toTrialView(Trial.fromPartial(trialToPb(t)));
+    expect(view).toMatchObject({ unfreezeLabel: 'blocks:2', unfreezeLayers: 19, earlyStops: t.earlyStops });
+    const text = formatTrial(view);
+    expect(text).toContain('unfreeze blocks:2: 19 backbone layers');
+    expect(text).toContain('learning rate by epoch: 0.0100, 0.00500, 0.00333');
+    expect(text).toContain('early stopping (head): best val loss at epoch 2, stopped after epoch 3, weights of epoch 2 restored');
+  });
 });
+

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, parseSweepSpec, SPEC_DEFAULTS } from '../services/coordinator/src/index.js';
+import { RECIPE_DEFAULTS } from '../services/worker/src/engine/recipe-options.js';
 
 const good = `
 name: ok
@@ -57,7 +58,7 @@ describe('sweep spec validation', () => {
     ['search: random\nmaxTrials:', 'maxTrials', 'required when search is random'],
     ['backbones: []', 'backbones', 'non-empty list'],
     ['backbones: [MobileNet!]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
-    ['backbones: [resnet50]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
+    ['backbones: [alexnet]', 'backbones[0]', 'one of: mobilenet_v2, tiny_cnn'],
     ['unfreeze: [0, 155]', 'unfreeze[1]', 'below 155, the layer count of backbone mobilenet_v2'],
     ['imageSize: 24', 'imageSize', 'at least 32 for backbone mobilenet_v2'],
     ['colour: blue', 'colour', 'unknown field'],
@@ -69,6 +70,58 @@ describe('sweep spec validation', () => {
     const err = violation(text);
     expect(err.violations.map((v) => v.field)).toContain(field);
     expect(err.message).toContain(field);
+    expect(err.message).toContain(allowed);
+  });
+
+  it('accepts every unfreeze form and the recipe knobs, with Keras defaults where silent', () => {
+    const s = parseSweepSpec(`${good.replace('unfreeze: [0, 11]', 'unfreeze: [0, { layers: 5 }, { blocks: 2 }, { fineTuneAt: block_14_add }, { fineTuneAt: 100 }]')}
+optimizer: sgd
+momentum: 0.9
+lrSchedule: { step: { everyEpochs: 2, factor: 0.5 } }
+earlyStopping: { patience: 2, restoreBestWeights: true }
+classWeights: balanced
+trainBatchNorm: true
+gradualUnfreeze: { everyEpochs: 1 }
+`);
+    expect(s.unfreeze).toEqual([0, 5, { blocks: 2 }, { fineTuneAt: 'block_14_add' }, { fineTuneAt: 100 }]);
+    expect(s.recipe).toEqual({
+      l2: 0, binaryHead: 'softmax', optimizer: 'sgd', momentum: 0.9, lrSchedule: { step: { everyEpochs: 2, factor: 0.5 } },
+      earlyStopping: { patience: 2, minDelta: 0, restoreBestWeights: true }, labelSmoothing: 0, classWeights: 'balanced',
+      trainBatchNorm: true, gradualUnfreeze: { everyEpochs: 1 },
+    });
+    expect(parseSweepSpec(good).recipe).toEqual(RECIPE_DEFAULTS);
+    const two = parseSweepSpec(good.replace('{ kind: fashion-mnist, perClass: 10 }', '{ kind: synthetic, classes: 2 }') + 'binaryHead: sigmoid\nclassWeights: { class_0: 2 }\n');
+    expect(two.recipe).toMatchObject({ binaryHead: 'sigmoid', classWeights: { class_0: 2 } });
+  });
+
+  it.each([
+    ['unfreeze: [{ blocks: 0 }]', 'unfreeze[0]', '{ blocks: N } (N 1..1000)'],
+    ['unfreeze: [{ blocks: 19 }]', 'unfreeze[0].blocks', 'at most 18, the block count of backbone mobilenet_v2'],
+    ['unfreeze: [{ fineTuneAt: 155 }]', 'unfreeze[0].fineTuneAt', 'below 155'],
+    ['unfreeze: [{ fineTuneAt: "a b" }]', 'unfreeze[0].fineTuneAt', 'a Keras layer name'],
+    ['unfreeze: [{ layer: 3 }]', 'unfreeze[0]', '{ fineTuneAt: <layer name or index> }'],
+    ['optimizer: adamw', 'optimizer', 'one of: adam, sgd, rmsprop'],
+    ['momentum: 0.9', 'momentum', 'sgd only'],
+    ['momentum: 1', 'momentum', '[0, 1)'],
+    ['lrSchedule: linear', 'lrSchedule', "'constant', 'cosine' or { step"],
+    ['lrSchedule: { step: { everyEpochs: 0, factor: 0.5 } }', 'lrSchedule.step.everyEpochs', '1..1000'],
+    ['lrSchedule: { step: { everyEpochs: 2, factor: 2 } }', 'lrSchedule.step.factor', '(0, 1]'],
+    ['earlyStopping: { patience: 1.5 }', 'earlyStopping.patience', 'an integer in 0..1000'],
+    ['earlyStopping: { monitor: val_acc }', 'earlyStopping.monitor', 'unknown field'],
+    ['earlyStopping: { restoreBestWeights: yes }', 'earlyStopping.restoreBestWeights', 'true or false'],
+    ['labelSmoothing: 1', 'labelSmoothing', '[0, 1)'],
+    ['classWeights: { cat: 0 }', 'classWeights.cat', '(0, 1e6]'],
+    ['classWeights: inverse', 'classWeights', "'balanced' or a mapping"],
+    ['l2: -1', 'l2', '[0, 1]'],
+    ['binaryHead: tanh', 'binaryHead', "'softmax' or 'sigmoid'"],
+    ['binaryHead: sigmoid', 'binaryHead', 'needs exactly 2 classes; dataset has 10'],
+    ['trainBatchNorm: 1', 'trainBatchNorm', 'true or false'],
+    ['gradualUnfreeze: { everyEpochs: 0 }', 'gradualUnfreeze', '{ everyEpochs: <integer 1..1000> }'],
+  ])('rejects recipe value %s naming %s', (line, field, allowed) => {
+    const key = line.split(':')[0];
+    const text = good.split('\n').filter((l) => !l.startsWith(`${key}:`)).join('\n') + `\n${line}\n`;
+    const err = violation(text);
+    expect(err.violations.map((v) => v.field)).toContain(field);
     expect(err.message).toContain(allowed);
   });
 

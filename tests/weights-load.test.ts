@@ -66,7 +66,7 @@ describe('loading backbone weights', () => {
   });
 
   it('loads every weight by name from a folder path (model-name prefix, 3 shards, a head to ignore)', async () => {
-    const b = await loadBackbone('tiny_cnn', { seed: 1, weights: dir });
+    const b = await loadBackbone('tiny_cnn', { seed: 1, weightsRef: dir });
     expectSameWeights(b.model, source);
     expect(b.pretrained).toBe(true);
     expect(b.weightsSource).toMatch(new RegExp(`^${dir} \\(sha256:[0-9a-f]{12}\\)$`));
@@ -87,14 +87,14 @@ describe('loading backbone weights', () => {
   });
 
   it('loads from a file: URL and from an http URL served in the test', async () => {
-    const viaFile = await loadBackbone('tiny_cnn', { weights: pathToFileURL(join(dir, 'model.json')).href });
+    const viaFile = await loadBackbone('tiny_cnn', { weightsRef: pathToFileURL(join(dir, 'model.json')).href });
     expectSameWeights(viaFile.model, source);
     viaFile.model.dispose();
-    const viaHttp = await loadBackbone('tiny_cnn', { weights: `${base}/tiny/model.json` });
+    const viaHttp = await loadBackbone('tiny_cnn', { weightsRef: `${base}/tiny/model.json` });
     expectSameWeights(viaHttp.model, source);
     expect(viaHttp.weightsSource).toContain(`${base}/tiny/model.json`);
     viaHttp.model.dispose();
-    const missing = await loadBackbone('tiny_cnn', { weights: `${base}/nope/model.json` }).catch((e) => e);
+    const missing = await loadBackbone('tiny_cnn', { weightsRef: `${base}/nope/model.json` }).catch((e) => e);
     expect(missing).toBeInstanceOf(WeightsError);
     expect(missing.message).toMatch(/404/);
     expect(missing.retryable).toBe(false);
@@ -108,7 +108,7 @@ describe('loading backbone weights', () => {
         return s;
       }),
     });
-    const err = await loadBackbone('tiny_cnn', { weights: bad }).catch((e) => e);
+    const err = await loadBackbone('tiny_cnn', { weightsRef: bad }).catch((e) => e);
     expect(err).toBeInstanceOf(WeightsError);
     expect(err.message).toContain(`weights ${bad} do not fit backbone model 'tiny_cnn'`);
     expect(err.message).toContain('missing block_2_project/kernel (expected shape [1,1,24,16])');
@@ -117,10 +117,10 @@ describe('loading backbone weights', () => {
     expect(te.code).toBe('WEIGHTS');
     expect(te.retryable).toBe(false);
     // An absent file is named too.
-    const absent = await loadBackbone('tiny_cnn', { weights: join(root, 'absent') }).catch((e) => e);
+    const absent = await loadBackbone('tiny_cnn', { weightsRef: join(root, 'absent') }).catch((e) => e);
     expect(absent.message).toContain(join(root, 'absent', 'model.json'));
     // objstore refs need the worker's NATS connection.
-    expect((await loadBackbone('tiny_cnn', { weights: 'objstore:x' }).catch((e) => e)).message).toMatch(/no NATS connection/);
+    expect((await loadBackbone('tiny_cnn', { weightsRef: 'objstore:x' }).catch((e) => e)).message).toMatch(/no NATS connection/);
   });
 
   it('dequantizes uint8 Keras weights (nsfwjs MobileNetV2) exactly as the bundled loader does', async () => {
@@ -135,7 +135,7 @@ describe('loading backbone weights', () => {
     expect(specs.every((s) => s.quantization?.dtype === 'uint8')).toBe(true);
     const mdir = writeModelDir(join(root, 'mnv2'), { specs, data: joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) }, { prefix: 'mobilenetv2_1.00_224' });
     const bundled = await loadBackbone('mobilenet_v2', { imageSize: 64 });
-    const loaded = await loadBackbone('mobilenet_v2', { imageSize: 64, weights: mdir });
+    const loaded = await loadBackbone('mobilenet_v2', { imageSize: 64, weightsRef: mdir });
     expectSameWeights(loaded.model, bundled.model);
     expect(bundled.weightsSource).toContain('nsfwjs');
     expect(loaded.weightsSource).toContain(mdir);

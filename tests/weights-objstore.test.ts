@@ -54,7 +54,7 @@ describe('weights in the NATS Object Store (push through the coordinator, read b
     await listWeights(client, {}, (l) => out.push(l));
     expect(out.join('\n')).toContain('objstore:tiny-seed11');
 
-    const b = await loadBackbone('tiny_cnn', { seed: 3, weights: ref, weightsAccess: { nc } });
+    const b = await loadBackbone('tiny_cnn', { seed: 3, weightsRef: ref, weightsAccess: { nc } });
     const got = snapshotWeights(b.model.layers);
     for (const [name, ws] of snapshotWeights(source.layers)) ws.forEach((w, i) => expect(sameBits(w, got.get(name)![i]), name).toBe(true));
     expect(b.pretrained).toBe(true);
@@ -80,15 +80,15 @@ describe('weights in the NATS Object Store (push through the coordinator, read b
     const first = buildTinyCnn(32, 21).model;
     await pushWeights(client, 'tiny-cached', writeModelDir(join(root, 'c1'), await saveArtifacts(first)), () => {});
     const conv1 = (m: tf.LayersModel) => m.getLayer('Conv1').getWeights()[0].dataSync() as Float32Array;
-    const a = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
-    const b = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    const a = await loadBackbone('tiny_cnn', { weightsRef: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    const b = await loadBackbone('tiny_cnn', { weightsRef: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
     expect(cache.stats().entries).toBe(1);
     expect(sameBits(conv1(a.model), conv1(first))).toBe(true);
     expect(sameBits(conv1(b.model), conv1(first))).toBe(true);
     // A re-push under the same name is a new upload: the next load reads it.
     const second = buildTinyCnn(32, 22).model;
     await pushWeights(client, 'tiny-cached', writeModelDir(join(root, 'c2'), await saveArtifacts(second)), () => {});
-    const c = await loadBackbone('tiny_cnn', { weights: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
+    const c = await loadBackbone('tiny_cnn', { weightsRef: 'objstore:tiny-cached', weightsAccess: { nc, cache } });
     expect(sameBits(conv1(c.model), conv1(second))).toBe(true);
     expect(cache.stats().entries).toBe(2);
     expect(c.weightsSource).not.toBe(a.weightsSource);
@@ -96,7 +96,7 @@ describe('weights in the NATS Object Store (push through the coordinator, read b
   });
 
   it('names weights that were never pushed (unrecoverable)', async () => {
-    const err = await loadBackbone('tiny_cnn', { weights: 'objstore:never-pushed', weightsAccess: { nc } }).catch((e) => e);
+    const err = await loadBackbone('tiny_cnn', { weightsRef: 'objstore:never-pushed', weightsAccess: { nc } }).catch((e) => e);
     expect(err).toBeInstanceOf(WeightsError);
     expect(err.message).toContain("no weights named 'never-pushed'");
     expect(err.retryable).toBe(false);

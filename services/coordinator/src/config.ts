@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Coordinator settings; the only module of the coordinator that reads the environment. */
 export interface CoordinatorConfig {
   /** TLSWEEP_NATS_URL. @default 'nats://127.0.0.1:4222' */
@@ -10,6 +12,13 @@ export interface CoordinatorConfig {
   maxDeliver: number;
   /** TLSWEEP_KV_REPLICAS. @default 1 */
   replicas: number;
+  /**
+   * TLSWEEP_HTTP_ADDRESS: the web dashboard, its JSON API and /metrics
+   * (host:port, port 0 = any free port; `off` disables). @default '127.0.0.1:8080'
+   */
+  httpAddress?: string | null;
+  /** TLSWEEP_READER_TOKENS (comma-separated) or TLSWEEP_READER_TOKENS_FILE (one per line): who may read the dashboard. @default none */
+  readerTokens?: string[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -19,7 +28,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     ackWaitMs: intEnv(env, 'TLSWEEP_ACK_WAIT_MS', 60_000, 1000),
     maxDeliver: intEnv(env, 'TLSWEEP_MAX_DELIVER', 5, 1),
     replicas: intEnv(env, 'TLSWEEP_KV_REPLICAS', 1, 1),
+    httpAddress: env.TLSWEEP_HTTP_ADDRESS === 'off' ? null : env.TLSWEEP_HTTP_ADDRESS || '127.0.0.1:8080',
+    readerTokens: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
   };
+}
+
+function readTokens(list: string | undefined, file: string | undefined): string[] {
+  const fromFile = file ? readFileSync(file, 'utf8').split('\n') : [];
+  return [...(list ?? '').split(','), ...fromFile].map((t) => t.trim()).filter(Boolean);
 }
 
 /** Reads a positive integer variable; a bad value is an error naming the variable. */

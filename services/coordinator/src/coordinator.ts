@@ -15,12 +15,18 @@ import {
   type TrialRecord,
   type TrialStatus,
 } from './records.js';
+import { createScheduler } from './schedulers/create-scheduler.js';
 import { FifoScheduler, type Scheduler } from './schedulers/scheduler.js';
 import { createSearcher } from './searchers/create-searcher.js';
-import { expandAll } from './searchers/searcher.js';
+import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
+import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
 import { datasetLabel, SPEC_DEFAULTS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
+import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
+import { unfreezesAnything } from '../../worker/src/engine/recipe-options.js';
 import { ModelObjects, type ModelUpload, type StoredModel, type StoredModelInfo } from './store/model-objects.js';
 import { MODELS_BUCKET, WEIGHTS_BUCKET } from '../../worker/src/engine/weights/object-layout.js';
 import { WEIGHTS_NAME_RE } from '../../worker/src/engine/weights/weights-ref.js';
@@ -32,7 +38,7 @@ export interface CoordinatorOptions {
   queue?: TrialQueueOptions;
   /** KV replicas. @default 1 */
   replicas?: number;
-  /** Early-stopping rule applied to every epoch report. @default FIFO (never stops) */
+  /** Early-stopping rule for sweeps whose spec names none (`scheduler.kind: fifo`). @default FIFO (never stops) */
   scheduler?: Scheduler;
 }
 
@@ -58,6 +64,9 @@ export interface TrialFinishedInput {
   pretrained?: boolean; weightsSource?: string; backend?: string;
   /** The worker holds the trained full model and can store it when asked. */
   hasModel?: boolean;
+  /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
+  unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
+  testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
 }
 export interface ModelStoredInput { trialId: string; attempt: number; modelRef: string }
 /** TrialFinished's answer; `keepModel` asks the worker to store the model and call modelStored. */
@@ -71,6 +80,9 @@ export type TrialCounts = Record<TrialStatus, number> & { total: number };
  * reports in, leaderboard out. Every change is written to JetStream KV before
  * the in-memory view (and watchers) see it; `start` rebuilds from KV.
  */
+// A symbol, so no sweep id can collide with the all-sweeps channel.
+const ALL_SWEEPS = Symbol('all sweeps');
+
 export class Coordinator {
   private readonly sweeps = new Map<string, SweepRecord>();
   private readonly trialsBySweep = new Map<string, Map<string, TrialRecord>>();
@@ -82,6 +94,10 @@ export class Coordinator {
   private readonly events = new EventEmitter();
   private readonly log: Logger;
   private readonly scheduler: Scheduler;
+  /** Each running sweep's own scheduler (ASHA, median), built on first use from the stored histories. */
+  private readonly schedulers = new Map<string, Scheduler>();
+  /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
+  private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
@@ -209,6 +225,18 @@ export class Coordinator {
 
   private emit(e: SweepEvent): void {
     this.events.emit(e.sweepId, e);
+    this.events.emit(ALL_SWEEPS, e);
+  }
+
+  /** Trials waiting in the work queue and delivered but unacknowledged (metrics, autoscaling). */
+  queueLag(): Promise<{ pending: number; inFlight: number }> {
+    return this.queue.consumerLag();
+  }
+
+  /** Listens to every sweep's events (metrics, the dashboard's sweep list); returns the unsubscribe function. */
+  subscribeAll(fn: (e: SweepEvent) => void): () => void {
+    this.events.on(ALL_SWEEPS, fn);
+    return () => this.events.off(ALL_SWEEPS, fn);
   }
 
   /** Listens to one sweep's events; returns the unsubscribe function. */
@@ -223,7 +251,8 @@ export class Coordinator {
   async submitSweep(specText: string): Promise<SweepRecord> {
     const spec = parseSweepSpec(specText);
     const sweepId = newSweepId();
-    const trialCount = expandAll(createSearcher(spec)).length;
+    // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
+    const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
     const sweep: SweepRecord = { sweepId, spec, status: 'running', trialCount, reason: '', createdAtMs: Date.now(), finishedAtMs: 0 };
     await this.store.putSweep(sweep);
     this.sweeps.set(sweepId, sweep);
@@ -254,6 +283,7 @@ export class Coordinator {
   }
 
   private async createTrials(sweep: SweepRecord): Promise<void> {
+    if (isIncremental(sweep.spec)) return; // dispatch() creates them one by one
     const points = expandAll(createSearcher(sweep.spec));
     const existing = this.trialsBySweep.get(sweep.sweepId);
     const now = Date.now();
@@ -291,6 +321,12 @@ export class Coordinator {
     for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
       c.total++;
       c[t.status]++;
+    }
+    // A running tpe sweep has not made all its trials yet: count the rest as pending, so progress reads k/maxTrials.
+    const sweep = this.sweeps.get(sweepId);
+    if (sweep?.status === 'running' && c.total < sweep.trialCount) {
+      c.pending += sweep.trialCount - c.total;
+      c.total = sweep.trialCount;
     }
     return c;
   }
@@ -343,7 +379,11 @@ export class Coordinator {
 
   // ---------- dispatch ----------
 
-  /** Queues pending trials while fewer than `maxParallel` of the sweep are queued or running. */
+  /**
+   * Queues pending trials while fewer than `maxParallel` of the sweep are
+   * queued or running; an incremental (tpe) sweep then asks its searcher for
+   * new trials to fill the free slots.
+   */
   private dispatch(sweepId: string): Promise<void> {
     return this.lock.run(`sweep:${sweepId}`, async () => {
       const sweep = this.sweeps.get(sweepId);
@@ -353,19 +393,71 @@ export class Coordinator {
       for (const t of trials) {
         if (inflight >= sweep.spec.maxParallel) break;
         if (t.status !== 'pending') continue;
-        await this.lock.run(`trial:${t.config.trialId}`, async () => {
-          if (t.status !== 'pending') return;
-          // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
-          const seq = await this.queue.publish({ v: 1, config: t.config });
-          await this.updateTrial(t, (x) => {
-            x.queueSeq = seq;
-            x.status = 'queued';
-          });
-          this.emit({ type: 'trial_queued', sweepId, trial: t });
-        });
+        await this.queueTrial(t);
         inflight++;
       }
+      if (isIncremental(sweep.spec)) await this.suggestTrials(sweep, inflight);
     });
+  }
+
+  /** Publishes a pending trial and marks it queued. */
+  private queueTrial(t: TrialRecord): Promise<void> {
+    return this.lock.run(`trial:${t.config.trialId}`, async () => {
+      if (t.status !== 'pending') return;
+      // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
+      const seq = await this.queue.publish({ v: 1, config: t.config });
+      await this.updateTrial(t, (x) => {
+        x.queueSeq = seq;
+        x.status = 'queued';
+      });
+      this.emit({ type: 'trial_queued', sweepId: t.config.sweepId, trial: t });
+    });
+  }
+
+  /**
+   * Fills free slots of an incremental sweep with the searcher's
+   * suggestions, after feeding it every result it has not seen. Each new
+   * trial is stored (pending) before it is queued, so a crash in between
+   * leaves a pending trial that the restarted coordinator queues. Caller
+   * holds the sweep lock.
+   */
+  private async suggestTrials(sweep: SweepRecord, inflight: number): Promise<void> {
+    const st = this.searcherOf(sweep);
+    const mine = this.trialsBySweep.get(sweep.sweepId);
+    const finished = [...(mine?.values() ?? [])].filter((t) => TERMINAL_TRIAL_STATUSES.has(t.status) && !st.fed.has(t.config.trialId));
+    for (const t of finished.sort((a, b) => a.config.index - b.config.index)) {
+      st.searcher.onTrialComplete(pointOf(t.config), trialMetric(t, sweep.spec));
+      st.fed.add(t.config.trialId);
+    }
+    while (inflight < sweep.spec.maxParallel) {
+      const p = st.searcher.suggest();
+      if (p === null || p === 'FINISHED') return;
+      const index = this.trialsBySweep.get(sweep.sweepId)?.size ?? 0;
+      const t = newTrialRecord(trialConfig(sweep.spec, sweep.sweepId, index, p), Date.now());
+      try {
+        await this.saveTrial(t);
+      } catch (err) {
+        // The searcher counted a trial that was not stored: rebuild it from KV next time.
+        this.searchers.delete(sweep.sweepId);
+        throw err;
+      }
+      this.log.info('trial.suggested', { sweepId: sweep.sweepId, trialId: t.config.trialId, learningRate: p.learningRate, dropout: p.dropout });
+      await this.queueTrial(t);
+      inflight++;
+    }
+  }
+
+  /** The incremental searcher of a sweep, resumed after the stored trials (results are fed by suggestTrials). */
+  private searcherOf(sweep: SweepRecord): { searcher: TpeSearcher; fed: Set<string> } {
+    let st = this.searchers.get(sweep.sweepId);
+    if (!st) {
+      const searcher = createSearcher(sweep.spec) as Searcher;
+      if (!(searcher instanceof TpeSearcher)) throw new Error(`search '${sweep.spec.search}' is not incremental`);
+      searcher.resume(this.trialsBySweep.get(sweep.sweepId)?.size ?? 0);
+      st = { searcher, fed: new Set() };
+      this.searchers.set(sweep.sweepId, st);
+    }
+    return st;
   }
 
   private maybeFinish(sweepId: string): Promise<void> {
@@ -379,7 +471,8 @@ export class Coordinator {
   private async finishIfDone(sweep: SweepRecord): Promise<void> {
     if (sweep.finishedAtMs > 0) return;
     const trials = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])];
-    if (trials.length < sweep.trialCount || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
+    // A cancelled incremental sweep never makes the rest of its trials.
+    if ((sweep.status === 'running' && trials.length < sweep.trialCount) || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
     await this.updateSweep(sweep, (s) => {
       if (s.status === 'running') {
         const failed = trials.filter((t) => t.status === 'failed');
@@ -393,6 +486,8 @@ export class Coordinator {
       }
       s.finishedAtMs = Date.now();
     });
+    this.schedulers.delete(sweep.sweepId);
+    this.searchers.delete(sweep.sweepId);
     this.log.info('sweep.finished', { sweepId: sweep.sweepId, status: sweep.status, reason: sweep.reason });
     this.emit({ type: 'sweep_finished', sweepId: sweep.sweepId, sweep });
   }
@@ -432,8 +527,9 @@ export class Coordinator {
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
       await this.updateTrial(t, (x) => {
         // A new attempt starts from scratch: no metrics of an earlier one survive.
-        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0 });
+        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0, earlyStop: null });
       });
+      this.schedulers.get(t.config.sweepId)?.forget?.(r.trialId);
       this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '' };
@@ -445,6 +541,9 @@ export class Coordinator {
     const t = this.trialFor(r.trialId);
     return this.lock.run(`trial:${r.trialId}`, async () => {
       if (r.attempt !== t.attempt || t.status !== 'running') return { action: 'STOP', reason: `attempt ${r.attempt} does not own the trial (status ${t.status}, attempt ${t.attempt})` };
+      const sweep = this.getSweep(t.config.sweepId);
+      // Decided before the write so the STOP is stored with the epoch: a retried report, even to a restarted coordinator, gets the same answer.
+      const early = sweep.status === 'running' ? this.earlyStop(sweep, t, r.metrics) : null;
       await this.updateTrial(t, (x) => {
         const i = x.history.findIndex((e) => e.epoch === r.metrics.epoch);
         if (i >= 0) x.history[i] = r.metrics;
@@ -453,13 +552,51 @@ export class Coordinator {
         x.valAccuracy = r.metrics.valAccuracy;
         x.valLoss = r.metrics.valLoss;
         x.seconds = x.history.reduce((sum, e) => sum + e.seconds, 0);
+        if (early) x.earlyStop = early;
       });
       this.emit({ type: 'epoch', sweepId: t.config.sweepId, trial: t, epoch: r.metrics });
-      const sweep = this.getSweep(t.config.sweepId);
       if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
-      const d = this.scheduler.onResult(t, r.metrics);
-      return { action: d, reason: d === 'STOP' ? 'early-stopping rule' : '' };
+      if (t.earlyStop && t.earlyStop.epoch <= r.metrics.epoch) {
+        if (early) this.log.info('trial.early_stopped', { sweepId: t.config.sweepId, trialId: r.trialId, epoch: r.metrics.epoch, reason: early.reason });
+        return { action: 'STOP', reason: t.earlyStop.reason };
+      }
+      return { action: 'CONTINUE', reason: '' };
     });
+  }
+
+  /**
+   * Asks the sweep's scheduler about a new epoch; null unless it says STOP.
+   * A report of an epoch already stored (a retry) is not asked again: its
+   * answer is the stored one. A STOP at the trial's last epoch is dropped,
+   * as there is nothing left to save and the trial should read `completed`.
+   */
+  private earlyStop(sweep: SweepRecord, t: TrialRecord, result: EpochRecord): { epoch: number; reason: string } | null {
+    if (t.earlyStop) return null;
+    if (t.history.some((e) => e.epoch === result.epoch)) return null;
+    const scheduler = this.schedulerOf(sweep);
+    const d = scheduler.onResult(t, result);
+    if (d !== 'STOP' || result.epoch >= plannedEpochs(t.config)) return null;
+    return { epoch: result.epoch, reason: scheduler.stopReason?.(t.config.trialId) || 'early-stopping rule' };
+  }
+
+  /**
+   * The sweep's scheduler. Built on first use by replaying every stored
+   * epoch of the sweep's trials: that is how its state survives a restart
+   * (ASHA's rung records and the median rule's averages depend only on the
+   * results, not on the order trials reported them).
+   */
+  private schedulerOf(sweep: SweepRecord): Scheduler {
+    let s = this.schedulers.get(sweep.sweepId);
+    if (s) return s;
+    const kind = sweep.spec.scheduler?.kind ?? 'fifo';
+    s = kind === 'fifo' ? this.scheduler : createScheduler(sweep.spec.scheduler);
+    if (kind !== 'fifo') {
+      for (const t of this.trialsBySweep.get(sweep.sweepId)?.values() ?? []) {
+        for (const e of [...t.history].sort((a, b) => a.epoch - b.epoch)) s.onResult(t, e);
+      }
+    }
+    this.schedulers.set(sweep.sweepId, s);
+    return s;
   }
 
   /** Final metrics of a trial. Reports from a stale attempt or for a finished trial are refused (accepted: false). */
@@ -475,9 +612,13 @@ export class Coordinator {
           valAccuracy: r.valAccuracy, valLoss: r.valLoss, testAccuracy: r.testAccuracy, testLoss: r.testLoss,
           epochs: r.epochs, seconds: r.seconds, totalParams: r.totalParams, trainableParams: r.trainableParams, cutLayer: r.cutLayer,
         });
+        if (r.unfreezeLayers !== undefined) x.unfreezeLayers = r.unfreezeLayers;
+        if (r.earlyStops !== undefined) x.earlyStops = r.earlyStops;
         if (r.pretrained !== undefined) x.pretrained = r.pretrained;
         if (r.weightsSource) x.weightsSource = r.weightsSource;
         if (r.backend) x.backend = r.backend;
+        if (r.testMetrics) x.testMetrics = r.testMetrics;
+        if (r.phaseSeconds) x.phaseSeconds = r.phaseSeconds;
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
@@ -506,6 +647,7 @@ export class Coordinator {
     if (res.accepted && TERMINAL_TRIAL_STATUSES.has(t.status)) await this.afterTerminal(t.config.sweepId);
     return res;
   }
+
   // ---------- weights and models (Object Store) ----------
 
   /** Stores backbone weights under `name` in the tlsweep-weights bucket (replacing any of that name). */
@@ -588,7 +730,28 @@ export class Coordinator {
     });
   }
 }
-function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnType<typeof expandAll>[number]): TrialConfig {
+
+/** Searchers that suggest trials as results arrive instead of all at submit. */
+function isIncremental(spec: SweepSpec): boolean {
+  return spec.search === 'tpe';
+}
+
+function pointOf(c: TrialConfig): SearchPoint {
+  return { dataset: c.dataset, backbone: c.backbone, unfreeze: c.unfreeze, learningRate: c.learningRate, dropout: c.dropout };
+}
+
+/** What a finished trial teaches the searcher: its final metric if it ran (completed or early-stopped), else nothing. */
+function trialMetric(t: TrialRecord, spec: SweepSpec): number | null {
+  if (t.status !== 'completed' && t.status !== 'stopped') return null;
+  return spec.tpe?.metric === 'val_loss' ? t.valLoss : t.valAccuracy;
+}
+
+/** Epochs a trial runs when nothing stops it (trials with unfreeze 0 skip fine-tuning). */
+function plannedEpochs(c: TrialConfig): number {
+  return c.headEpochs + (unfreezesAnything(c.unfreeze) ? c.fineTuneEpochs : 0);
+}
+
+function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchPoint): TrialConfig {
   return {
     trialId: trialIdOf(sweepId, index),
     sweepId,
@@ -611,5 +774,7 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: ReturnT
     split: spec.split,
     ...(spec.weights?.[p.backbone] ? { weights: spec.weights[p.backbone] } : {}),
     exportModel: (spec.keepModels ?? SPEC_DEFAULTS.keepModels) > 0,
+    recipe: spec.recipe,
+    augmentation: spec.augmentation ?? null,
   };
 }

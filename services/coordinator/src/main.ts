@@ -7,7 +7,7 @@ const log = createLogger('coordinator');
 try {
   const cfg = loadConfig();
   const running = await startCoordinator(cfg, log);
-  log.info('coordinator.ready', { port: running.port, nats: cfg.natsUrl });
+  log.info('coordinator.ready', { port: running.port, nats: cfg.natsUrl, dashboard: running.dashboard?.url ?? null });
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

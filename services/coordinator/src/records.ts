@@ -1,4 +1,8 @@
+import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import type { EpochReport } from '../../worker/src/engine/train-trial.js';
+import { unfreezeLabel } from '../../worker/src/engine/recipe-options.js';
+import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
+import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
 /** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
@@ -36,9 +40,23 @@ export interface TrialRecord {
    * absent, in records older than model export) when none is stored.
    */
   modelRef?: string;
+  /** Backbone layers the unfreeze depth resolved to on the worker; 0 until the trial finishes. */
+  unfreezeLayers: number;
+  /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
+  earlyStops: EarlyStopReport[];
+  /** The final model on the test split (per class, confusion matrix); null until finished (and in records stored before it existed, read as `?? null`). */
+  testMetrics: ClassificationMetrics | null;
+  /** Wall seconds per phase; null until finished. */
+  phaseSeconds: PhaseSeconds | null;
   error: string;
   /** Stream sequence of the queued message, so a cancel can delete it. */
   queueSeq: number;
+  /**
+   * The scheduler's STOP for the current attempt: the epoch it was given at
+   * and why. Stored with that epoch so a retried report gets the same answer.
+   * Absent in records written before schedulers existed.
+   */
+  earlyStop?: { epoch: number; reason: string } | null;
   createdAtMs: number;
   updatedAtMs: number;
 }
@@ -81,9 +99,27 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     trainableParams: 0,
     cutLayer: '',
     modelRef: '',
+    unfreezeLayers: 0,
+    earlyStops: [],
+    testMetrics: null,
+    phaseSeconds: null,
     error: '',
     queueSeq: 0,
+    earlyStop: null,
     createdAtMs: now,
     updatedAtMs: now,
   };
+}
+
+/**
+ * The unfreeze depth as a number for sorting and the wire's `unfreeze` field:
+ * a layer count as written, else the count it resolved to (0 until known).
+ */
+export function unfreezeLayersOf(t: TrialRecord): number {
+  return typeof t.config.unfreeze === 'number' ? t.config.unfreeze : (t.unfreezeLayers ?? 0);
+}
+
+/** The unfreeze depth as written, for tables and group-by: `11`, `blocks:2`, `at:block_14_add`. */
+export function unfreezeLabelOf(t: TrialRecord): string {
+  return unfreezeLabel(t.config.unfreeze);
 }

@@ -2,6 +2,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { CoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
+import { startDashboardServer, type RunningDashboard } from './http/dashboard-server.js';
+import { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 import { silentLogger, type Logger } from './log.js';
 
 export interface RunningCoordinator {
@@ -10,6 +12,8 @@ export interface RunningCoordinator {
   nc: NatsConnection;
   /** gRPC port actually bound. */
   port: number;
+  /** The dashboard (and /metrics); null when TLSWEEP_HTTP_ADDRESS is `off`. */
+  dashboard: RunningDashboard | null;
   /** Graceful stop: gRPC first (ends watches, lets calls finish), then NATS. */
   stop(): Promise<void>;
 }
@@ -18,14 +22,29 @@ export interface RunningCoordinator {
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
   // Reconnect forever: a restarted nats-server must not take the coordinator down.
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
-  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver } });
+  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas } });
   const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
+  const metrics = createCoordinatorMetrics(coordinator, { queueDepth: () => coordinator.queueLag() });
+  let dashboard: RunningDashboard | null = null;
+  if (cfg.httpAddress) {
+    try {
+      dashboard = await startDashboardServer(coordinator, { address: cfg.httpAddress, readerTokens: cfg.readerTokens, metrics, log });
+    } catch (err) {
+      await grpc.close();
+      coordinator.close();
+      await nc.drain().catch(() => nc.close());
+      throw err;
+    }
+  }
   return {
     coordinator,
     grpc,
     nc,
     port: grpc.port,
+    dashboard,
     stop: async () => {
+      await dashboard?.close();
+      metrics.close();
       await grpc.close();
       coordinator.close();
       await nc.drain().catch(() => nc.close());

@@ -6,6 +6,7 @@ import {
   type LeaderboardResponse,
   type ModelChunk,
   type Sweep,
+  type Trial,
   type TrialEvent,
   type WeightsInfo,
 } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
@@ -60,6 +61,11 @@ export class TlsweepClient {
   query(q: Partial<LeaderboardQuery>): Promise<LeaderboardResponse> {
     const full: LeaderboardQuery = { sweepId: '', backbone: '', status: '', sortBy: '', ascending: false, descending: false, limit: 0, pageToken: '', groupBy: '', ...q };
     return promisify((cb) => this.leaderboard.query(full, cb));
+  }
+
+  /** One trial with everything stored about it. */
+  getTrial(trialId: string): Promise<Trial> {
+    return promisify((cb) => this.leaderboard.getTrial({ trialId }, cb));
   }
 
   /** Streams a sweep's events until it finishes (or the stream breaks). */

@@ -6,7 +6,12 @@ export interface LeaderboardRow {
   trialId: string;
   sweepId: string;
   backbone: string;
+  /** Backbone layers fine-tuned: the count written, or what `unfreezeLabel` resolved to (0 until known). */
   unfreeze: number;
+  /** The depth as written: `11`, `blocks:2`, `at:block_14_add`. */
+  unfreezeLabel: string;
+  /** Epoch (1-based over both phases) whose weights early stopping restored, per phase; empty when off. */
+  restoredEpochs: number[];
   learningRate: number;
   dropout: number;
   dataset: string;
@@ -23,6 +28,10 @@ export interface LeaderboardRow {
   error: string;
   /** Name of the trial's stored full model ('' when none is kept); `tlsweep export <trialId> <dir>` fetches it. */
   modelRef: string;
+  /** Why the scheduler stopped the trial early; '' when it did not. */
+  stopReason: string;
+  /** The epoch at which the scheduler stopped it; 0 when it did not. */
+  stoppedAtEpoch: number;
 }
 
 const nn = (x: number) => (Number.isFinite(x) ? x : null);
@@ -34,6 +43,8 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     sweepId: t.sweepId,
     backbone: t.backbone,
     unfreeze: t.unfreeze,
+    unfreezeLabel: t.unfreezeLabel || String(t.unfreeze),
+    restoredEpochs: t.earlyStops.filter((e) => e.restored).map((e) => e.bestEpoch),
     learningRate: t.learningRate,
     dropout: t.dropout,
     dataset: t.dataset,
@@ -49,6 +60,8 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     worker: t.worker,
     error: t.error,
     modelRef: t.modelRef,
+    stopReason: t.stopReason,
+    stoppedAtEpoch: t.stoppedAtEpoch,
   };
 }
 
@@ -61,11 +74,16 @@ export function table(headers: string[], rows: string[][], rightAligned: Set<num
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** `blocks:2 (19)`: the written depth and, when it was not a layer count, the layers it resolved to. */
+function unfreezeCell(r: LeaderboardRow): string {
+  return r.unfreezeLabel === String(r.unfreeze) || r.unfreeze === 0 ? r.unfreezeLabel : `${r.unfreezeLabel} (${r.unfreeze})`;
+}
+
 export function leaderboardTable(rows: LeaderboardRow[]): string {
   return table(
     ['#', 'trial', 'backbone', 'unfreeze', 'lr', 'dropout', 'status', 'val acc', 'test acc', 'epochs', 'seconds', 'backend'],
     rows.map((r) => [
-      String(r.rank), r.trialId, r.backbone, String(r.unfreeze), String(r.learningRate), String(r.dropout), r.status,
+      String(r.rank), r.trialId, r.backbone, unfreezeCell(r), String(r.learningRate), String(r.dropout), r.stoppedAtEpoch > 0 ? `${r.status}@${r.stoppedAtEpoch}` : r.status,
       pct(r.valAccuracy), pct(r.testAccuracy), String(r.epochs), r.seconds.toFixed(1), r.backend + (r.pretrained ? '' : ' (no pretrained weights)'),
     ]),
     new Set([0, 3, 4, 5, 7, 8, 9, 10]),

@@ -33,6 +33,8 @@ export interface ManagedProcess {
 export interface LocalCluster {
   natsUrl: string;
   coordinator: string;
+  /** The coordinator's web dashboard, e.g. http://127.0.0.1:43123/ (null when disabled). */
+  dashboardUrl: string | null;
   nats: RunningNatsServer | null;
   coordinatorProcess: ManagedProcess;
   workers: ManagedProcess[];
@@ -122,21 +124,22 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     const coordLog = createWriteStream(join(logDir, 'coordinator.log'), { flags: 'a' });
     const { proc: coordinatorProcess, ready } = await spawnService(
       'coordinator', COORDINATOR_MAIN,
-      { ...opts.env, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_GRPC_ADDRESS: opts.grpcAddress ?? '127.0.0.1:0' },
+      { TLSWEEP_HTTP_ADDRESS: '127.0.0.1:0', ...opts.env, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_GRPC_ADDRESS: opts.grpcAddress ?? '127.0.0.1:0' },
       coordLog, 'coordinator.ready', spawnOpts,
     );
     const coordinator = `127.0.0.1:${Number(ready.port)}`;
+    const dashboardUrl = typeof ready.dashboard === 'string' ? ready.dashboard : null;
     const workers: ManagedProcess[] = [];
     let n = 0;
     const addWorker = async (name = `worker-${++n}`) => {
       const wlog = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-      const { proc } = await spawnService(name, WORKER_MAIN, { ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready', spawnOpts);
+      const { proc } = await spawnService(name, WORKER_MAIN, { TLSWEEP_METRICS_ADDRESS: '127.0.0.1:0', ...opts.env, ...opts.workerEnv, TLSWEEP_NATS_URL: natsUrl, TLSWEEP_COORDINATOR: coordinator, TLSWEEP_WORKER_ID: name }, wlog, 'worker.ready', spawnOpts);
       workers.push(proc);
       return proc;
     };
     await Promise.all(Array.from({ length: opts.workers ?? 2 }, () => addWorker()));
     return {
-      natsUrl, coordinator, nats, coordinatorProcess, workers, logDir, addWorker,
+      natsUrl, coordinator, dashboardUrl, nats, coordinatorProcess, workers, logDir, addWorker,
       stop: async () => {
         await Promise.all(workers.map((w) => terminate(w)));
         await terminate(coordinatorProcess);

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
+import { printTrial } from './commands/trial.js';
 import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
@@ -15,6 +16,8 @@ import { listWeights, pushWeights } from './commands/weights.js';
 import { exportTrialModel } from './commands/export.js';
 import { predictImages } from './commands/predict.js';
 import { selectBackend } from '../../worker/src/engine/backend.js';
+import { runFeatureMaps } from './commands/feature-maps.js';
+import { renderCommand, runCommand } from './commands/k8s.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -26,12 +29,21 @@ Usage:
   tlsweep status [sweepId] [--json]           one sweep, or all sweeps
   tlsweep leaderboard [--sweep ID] [--top N] [--group-by AXIS] [--sort-by METRIC]
                       [--backbone NAME] [--status S] [--all] [--json]
+  tlsweep trial <trialId> [--json]            one trial: config, history, test metrics per class, confusion matrix
   tlsweep cancel <sweepId>
   tlsweep weights push <name> <dir>           store a tfjs model folder (model.json + shards) as objstore:<name>
   tlsweep weights list [--json]               weights in the cluster's Object Store
   tlsweep export <trialId> <dir>              write a kept trial's full model: model.json, weights.bin, tlsweep.json
   tlsweep predict <dir> <images...> [--top N] [--json]
                                               classify PNG/JPEG images with an exported model (no cluster needed)
+  tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
+                                              one layer's activation grid for an image (no --layer: list layers)
+  tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
+                      print the overlay's manifests (checked) for \`kubectl apply -f -\`
+  tlsweep k8s run <spec.yaml> [--gpus N] [--namespace NS] [--overlay dev|gpu|DIR] [--image IMG]
+                      [--job-name NAME] [--unschedulable-timeout SECONDS]
+                      submit the sweep, run it on an Indexed Job of min(maxParallel, trials, N)
+                      worker pods, delete the Job when it ends; exit 1 with the reason if it fails
 
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
@@ -56,6 +68,17 @@ async function main(argv: string[]): Promise<number> {
       backbone: { type: 'string' },
       status: { type: 'string' },
       all: { type: 'boolean' },
+      layer: { type: 'string' },
+      out: { type: 'string' },
+      'image-size': { type: 'string' },
+      channels: { type: 'string' },
+      gpus: { type: 'string' },
+      namespace: { type: 'string' },
+      overlay: { type: 'string' },
+      image: { type: 'string' },
+      'job-name': { type: 'string' },
+      'worker-job': { type: 'string' },
+      'unschedulable-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -71,11 +94,19 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
 
+  if (cmd === 'feature-maps') {
+    if (args.length < 2) throw new UsageError('feature-maps: give a backbone and an image, e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
+    return runFeatureMaps({
+      backbone: args[0], image: args[1], layer: o.layer, out: o.out,
+      imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64),
+    });
+  }
   if (cmd === 'demo') return runDemo({ workers: intOpt('workers', o.workers, 2), specFile: o.spec });
   if (cmd === 'up') {
     const cluster = await startLocalCluster({ workers: intOpt('workers', o.workers, 2), env: clusterEnv() });
     writeClusterFile({ coordinator: cluster.coordinator, natsUrl: cluster.natsUrl, pid: process.pid, startedAt: new Date().toISOString() });
     console.log(`tlsweep cluster up: coordinator ${cluster.coordinator}, NATS ${cluster.natsUrl}, ${cluster.workers.length} workers; logs in ${cluster.logDir}`);
+    if (cluster.dashboardUrl) console.log(`dashboard: ${cluster.dashboardUrl} (metrics at ${cluster.dashboardUrl}metrics)`);
     console.log('Submit with `tlsweep submit examples/demo.yaml --watch` in another terminal; Ctrl-C stops the cluster.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -94,6 +125,12 @@ async function main(argv: string[]): Promise<number> {
     await predictImages(dir, images, { top: intOpt('top', o.top, 3), json: o.json });
     return 0;
   }
+  if (cmd === 'k8s' && args[0] === 'render') {
+    if (!args[1]) throw new UsageError('k8s render: give the overlay, e.g. `tlsweep k8s render gpu`');
+    process.stdout.write(renderCommand(args[1], { workerJob: o['worker-job'] === undefined ? undefined : intOpt('worker-job', o['worker-job'], 1), namespace: o.namespace }));
+    return 0;
+  }
+  if (cmd === 'k8s' && args[0] !== 'run') throw new UsageError('k8s: the subcommands are render and run; see `tlsweep help`');
 
   const client = new TlsweepClient(resolveCoordinator(o.coordinator));
   try {
@@ -130,6 +167,19 @@ async function main(argv: string[]): Promise<number> {
           backbone: o.backbone, status: o.status, json: o.json, all: o.all,
         });
         return 0;
+      case 'trial': {
+        if (!args[0]) throw new UsageError('trial: give the trial id (see `tlsweep leaderboard`)');
+        await printTrial(client, args[0], { json: o.json });
+        return 0;
+      }
+      case 'k8s': {
+        if (!args[1]) throw new UsageError('k8s run: give the spec file, e.g. `tlsweep k8s run examples/demo.yaml --gpus 4`');
+        return await runCommand({
+          specFile: args[1], client, overlay: o.overlay ?? 'gpu', namespace: o.namespace, image: o.image, jobName: o['job-name'],
+          gpus: o.gpus === undefined ? undefined : intOpt('gpus', o.gpus, 1),
+          unschedulableTimeoutMs: o['unschedulable-timeout'] === undefined ? undefined : intOpt('unschedulable-timeout', o['unschedulable-timeout'], 1) * 1000,
+        });
+      }
       case 'cancel': {
         if (!args[0]) throw new UsageError('cancel: give the sweep id');
         console.log(sweepLine(await client.cancel(args[0])));

@@ -20,6 +20,8 @@ export interface WorkerConfig {
   maxTrials: number;
   /** TLSWEEP_FEATURE_MEMO_MB: memory for frozen-prefix features reused across this worker's trials; 0 turns reuse off. @default 512 */
   featureMemoMb: number;
+  /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
+  metricsAddress: string;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -36,6 +38,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     reportRetryMs: intEnv(env, 'TLSWEEP_REPORT_RETRY_MS', 120_000, 0),
     nakDelayMs: intEnv(env, 'TLSWEEP_NAK_DELAY_MS', 5_000, 0),
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
+    metricsAddress: env.TLSWEEP_METRICS_ADDRESS ?? '',
     featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
   };
 }

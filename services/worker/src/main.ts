@@ -4,6 +4,7 @@ import { createLogger } from '../../coordinator/src/index.js';
 import { loadConfig } from './config.js';
 import { selectBackend } from './engine/backend.js';
 import { FeatureMemo } from './engine/feature-memo.js';
+import { serveMetrics, WorkerMetrics } from './metrics/worker-metrics.js';
 import { Reporter } from './runner/reporter.js';
 import { TrialConsumer } from './runner/trial-consumer.js';
 
@@ -14,13 +15,16 @@ try {
   const backend = await selectBackend(cfg.backend || undefined);
   log.info('worker.backend', { backend: backend.name, tried: backend.tried });
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}` });
+  const featureMemo = new FeatureMemo(cfg.featureMemoMb * 1024 * 1024);
+  const metrics = new WorkerMetrics({ workerId: cfg.workerId, backend: backend.name, featureMemo });
+  const metricsServer = cfg.metricsAddress ? await serveMetrics(metrics.registry, cfg.metricsAddress) : null;
   const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs });
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
-    featureMemo: new FeatureMemo(cfg.featureMemoMb * 1024 * 1024),
+    featureMemo, metrics,
   });
-  log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator });
+  log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null });
   const shutdown = (signal: string) => {
     log.info('worker.draining', { signal });
     void consumer.drain();
@@ -29,6 +33,7 @@ try {
   process.on('SIGINT', () => shutdown('SIGINT'));
   await consumer.run();
   reporter.close();
+  await metricsServer?.close();
   await nc.drain().catch(() => nc.close());
   log.info('worker.exit', {});
   process.exit(0);

@@ -105,6 +105,22 @@ export interface EpochMetrics {
   valLoss: number;
   valAccuracy: number;
   seconds: number;
+  /** Learning rate the optimizer used in this epoch (after the schedule). */
+  learningRate: number;
+  /** Backbone layers trainable in this epoch (0 in the head phase; grows under gradual unfreezing). */
+  trainableLayers: number;
+}
+
+/** What early stopping did in one phase (Keras EarlyStopping on val_loss). */
+export interface EarlyStop {
+  /** head | finetune */
+  phase: string;
+  /** Epoch (1-based over both phases) with the best val_loss. */
+  bestEpoch: number;
+  /** Epoch after which the phase stopped; 0 when it ran all its epochs. */
+  stoppedEpoch: number;
+  /** Whether the best epoch's weights were put back at the end of the phase. */
+  restored: boolean;
 }
 
 export interface Trial {
@@ -140,6 +156,57 @@ export interface Trial {
    * the sweep's top keepModels trials keep one); empty when none is stored.
    */
   modelRef: string;
+  /** The unfreeze depth as written (e.g. "11", "blocks:2", "at:block_14_add"); what group-by unfreeze shows. */
+  unfreezeLabel: string;
+  /**
+   * Backbone layers the depth resolved to on the worker (0 until known). `unfreeze` above carries
+   * this too when the depth was not a plain layer count.
+   */
+  unfreezeLayers: number;
+  earlyStops: EarlyStop[];
+  /** Early stopping (fields 70-79): why the sweep's scheduler (asha | median) stopped the trial, and at which epoch; empty / 0 when it did not. */
+  stopReason: string;
+  stoppedAtEpoch: number;
+  /** The final model on the test split; absent until the trial finished. */
+  testMetrics?:
+    | TrialTestMetrics
+    | undefined;
+  /** Wall seconds per phase; absent until the trial finished. */
+  phaseSeconds?: PhaseSeconds | undefined;
+}
+
+/** One class's scores on the test split (sklearn classification_report; zero_division = 0). */
+export interface ClassMetrics {
+  name: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface TrialTestMetrics {
+  /** Images scored. */
+  count: number;
+  accuracy: number;
+  /** Label among the 5 highest scores; NaN for 5 classes or fewer. */
+  top5Accuracy: number;
+  classes: ClassMetrics[];
+  /**
+   * Row-major [true class][predicted class] image counts, classes x classes;
+   * empty above 100 classes (kept out of the trial record to bound its size).
+   */
+  confusion: number[];
+}
+
+export interface PhaseSeconds {
+  features: number;
+  head: number;
+  finetune: number;
+  evaluate: number;
+}
+
+export interface GetTrialRequest {
+  trialId: string;
 }
 
 export interface LeaderboardQuery {
@@ -219,6 +286,11 @@ export interface TrialFinishedRequest {
   backend: string;
   /** The worker holds the trained full model and can store it if asked (Ack.keep_model). */
   hasModel: boolean;
+  /** Backbone layers the unfreeze depth resolved to. */
+  unfreezeLayers: number;
+  earlyStops: EarlyStop[];
+  testMetrics?: TrialTestMetrics | undefined;
+  phaseSeconds?: PhaseSeconds | undefined;
 }
 
 export interface TrialFailedRequest {
@@ -1376,7 +1448,17 @@ export const TrialEvent: MessageFns<TrialEvent> = {
 };
 
 function createBaseEpochMetrics(): EpochMetrics {
-  return { phase: "", epoch: 0, loss: 0, accuracy: 0, valLoss: 0, valAccuracy: 0, seconds: 0 };
+  return {
+    phase: "",
+    epoch: 0,
+    loss: 0,
+    accuracy: 0,
+    valLoss: 0,
+    valAccuracy: 0,
+    seconds: 0,
+    learningRate: 0,
+    trainableLayers: 0,
+  };
 }
 
 export const EpochMetrics: MessageFns<EpochMetrics> = {
@@ -1401,6 +1483,12 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     }
     if (message.seconds !== 0) {
       writer.uint32(57).double(message.seconds);
+    }
+    if (message.learningRate !== 0) {
+      writer.uint32(81).double(message.learningRate);
+    }
+    if (message.trainableLayers !== 0) {
+      writer.uint32(88).uint32(message.trainableLayers);
     }
     return writer;
   },
@@ -1474,6 +1562,22 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
             message.seconds = reader.double();
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.learningRate = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.trainableLayers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1503,6 +1607,16 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
         ? globalThis.Number(object.val_accuracy)
         : 0,
       seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      learningRate: isSet(object.learningRate)
+        ? globalThis.Number(object.learningRate)
+        : isSet(object.learning_rate)
+        ? globalThis.Number(object.learning_rate)
+        : 0,
+      trainableLayers: isSet(object.trainableLayers)
+        ? globalThis.Number(object.trainableLayers)
+        : isSet(object.trainable_layers)
+        ? globalThis.Number(object.trainable_layers)
+        : 0,
     };
   },
 
@@ -1529,6 +1643,12 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     if (message.seconds !== 0) {
       obj.seconds = floatToJson(message.seconds);
     }
+    if (message.learningRate !== 0) {
+      obj.learningRate = floatToJson(message.learningRate);
+    }
+    if (message.trainableLayers !== 0) {
+      obj.trainableLayers = Math.round(message.trainableLayers);
+    }
     return obj;
   },
 
@@ -1544,6 +1664,133 @@ export const EpochMetrics: MessageFns<EpochMetrics> = {
     message.valLoss = object.valLoss ?? 0;
     message.valAccuracy = object.valAccuracy ?? 0;
     message.seconds = object.seconds ?? 0;
+    message.learningRate = object.learningRate ?? 0;
+    message.trainableLayers = object.trainableLayers ?? 0;
+    return message;
+  },
+};
+
+function createBaseEarlyStop(): EarlyStop {
+  return { phase: "", bestEpoch: 0, stoppedEpoch: 0, restored: false };
+}
+
+export const EarlyStop: MessageFns<EarlyStop> = {
+  encode(message: EarlyStop, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.phase !== "") {
+      writer.uint32(10).string(message.phase);
+    }
+    if (message.bestEpoch !== 0) {
+      writer.uint32(16).uint32(message.bestEpoch);
+    }
+    if (message.stoppedEpoch !== 0) {
+      writer.uint32(24).uint32(message.stoppedEpoch);
+    }
+    if (message.restored !== false) {
+      writer.uint32(32).bool(message.restored);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EarlyStop {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEarlyStop();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bestEpoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stoppedEpoch = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.restored = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EarlyStop {
+    return {
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      bestEpoch: isSet(object.bestEpoch)
+        ? globalThis.Number(object.bestEpoch)
+        : isSet(object.best_epoch)
+        ? globalThis.Number(object.best_epoch)
+        : 0,
+      stoppedEpoch: isSet(object.stoppedEpoch)
+        ? globalThis.Number(object.stoppedEpoch)
+        : isSet(object.stopped_epoch)
+        ? globalThis.Number(object.stopped_epoch)
+        : 0,
+      restored: isSet(object.restored) ? globalThis.Boolean(object.restored) : false,
+    };
+  },
+
+  toJSON(message: EarlyStop): unknown {
+    const obj: any = {};
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.bestEpoch !== 0) {
+      obj.bestEpoch = Math.round(message.bestEpoch);
+    }
+    if (message.stoppedEpoch !== 0) {
+      obj.stoppedEpoch = Math.round(message.stoppedEpoch);
+    }
+    if (message.restored !== false) {
+      obj.restored = message.restored;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EarlyStop>): EarlyStop {
+    return EarlyStop.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EarlyStop>): EarlyStop {
+    const message = createBaseEarlyStop();
+    message.phase = object.phase ?? "";
+    message.bestEpoch = object.bestEpoch ?? 0;
+    message.stoppedEpoch = object.stoppedEpoch ?? 0;
+    message.restored = object.restored ?? false;
     return message;
   },
 };
@@ -1576,6 +1823,13 @@ function createBaseTrial(): Trial {
     totalParams: 0,
     trainableParams: 0,
     modelRef: "",
+    unfreezeLabel: "",
+    unfreezeLayers: 0,
+    earlyStops: [],
+    stopReason: "",
+    stoppedAtEpoch: 0,
+    testMetrics: undefined,
+    phaseSeconds: undefined,
   };
 }
 
@@ -1658,6 +1912,27 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.modelRef !== "") {
       writer.uint32(482).string(message.modelRef);
+    }
+    if (message.unfreezeLabel !== "") {
+      writer.uint32(322).string(message.unfreezeLabel);
+    }
+    if (message.unfreezeLayers !== 0) {
+      writer.uint32(328).uint32(message.unfreezeLayers);
+    }
+    for (const v of message.earlyStops) {
+      EarlyStop.encode(v!, writer.uint32(338).fork()).join();
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(562).string(message.stopReason);
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      writer.uint32(568).uint32(message.stoppedAtEpoch);
+    }
+    if (message.testMetrics !== undefined) {
+      TrialTestMetrics.encode(message.testMetrics, writer.uint32(402).fork()).join();
+    }
+    if (message.phaseSeconds !== undefined) {
+      PhaseSeconds.encode(message.phaseSeconds, writer.uint32(410).fork()).join();
     }
     return writer;
   },
@@ -1883,6 +2158,62 @@ export const Trial: MessageFns<Trial> = {
             message.modelRef = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.unfreezeLabel = reader.string();
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.unfreezeLayers = reader.uint32();
+            continue;
+          }
+          case 42: {
+            if (tag !== 338) {
+              break;
+            }
+
+            message.earlyStops.push(EarlyStop.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 70: {
+            if (tag !== 562) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+          case 71: {
+            if (tag !== 568) {
+              break;
+            }
+
+            message.stoppedAtEpoch = reader.uint32();
+            continue;
+          }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.testMetrics = TrialTestMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1973,6 +2304,41 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.model_ref)
         ? globalThis.String(object.model_ref)
         : "",
+      unfreezeLabel: isSet(object.unfreezeLabel)
+        ? globalThis.String(object.unfreezeLabel)
+        : isSet(object.unfreeze_label)
+        ? globalThis.String(object.unfreeze_label)
+        : "",
+      unfreezeLayers: isSet(object.unfreezeLayers)
+        ? globalThis.Number(object.unfreezeLayers)
+        : isSet(object.unfreeze_layers)
+        ? globalThis.Number(object.unfreeze_layers)
+        : 0,
+      earlyStops: globalThis.Array.isArray(object?.earlyStops)
+        ? object.earlyStops.map((e: any) => EarlyStop.fromJSON(e))
+        : globalThis.Array.isArray(object?.early_stops)
+        ? object.early_stops.map((e: any) => EarlyStop.fromJSON(e))
+        : [],
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+      stoppedAtEpoch: isSet(object.stoppedAtEpoch)
+        ? globalThis.Number(object.stoppedAtEpoch)
+        : isSet(object.stopped_at_epoch)
+        ? globalThis.Number(object.stopped_at_epoch)
+        : 0,
+      testMetrics: isSet(object.testMetrics)
+        ? TrialTestMetrics.fromJSON(object.testMetrics)
+        : isSet(object.test_metrics)
+        ? TrialTestMetrics.fromJSON(object.test_metrics)
+        : undefined,
+      phaseSeconds: isSet(object.phaseSeconds)
+        ? PhaseSeconds.fromJSON(object.phaseSeconds)
+        : isSet(object.phase_seconds)
+        ? PhaseSeconds.fromJSON(object.phase_seconds)
+        : undefined,
     };
   },
 
@@ -2056,6 +2422,27 @@ export const Trial: MessageFns<Trial> = {
     if (message.modelRef !== "") {
       obj.modelRef = message.modelRef;
     }
+    if (message.unfreezeLabel !== "") {
+      obj.unfreezeLabel = message.unfreezeLabel;
+    }
+    if (message.unfreezeLayers !== 0) {
+      obj.unfreezeLayers = Math.round(message.unfreezeLayers);
+    }
+    if (message.earlyStops?.length) {
+      obj.earlyStops = message.earlyStops.map((e) => EarlyStop.toJSON(e));
+    }
+    if (message.stopReason !== "") {
+      obj.stopReason = message.stopReason;
+    }
+    if (message.stoppedAtEpoch !== 0) {
+      obj.stoppedAtEpoch = Math.round(message.stoppedAtEpoch);
+    }
+    if (message.testMetrics !== undefined) {
+      obj.testMetrics = TrialTestMetrics.toJSON(message.testMetrics);
+    }
+    if (message.phaseSeconds !== undefined) {
+      obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
+    }
     return obj;
   },
 
@@ -2090,6 +2477,495 @@ export const Trial: MessageFns<Trial> = {
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
     message.modelRef = object.modelRef ?? "";
+    message.unfreezeLabel = object.unfreezeLabel ?? "";
+    message.unfreezeLayers = object.unfreezeLayers ?? 0;
+    message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
+    message.stopReason = object.stopReason ?? "";
+    message.stoppedAtEpoch = object.stoppedAtEpoch ?? 0;
+    message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
+      ? TrialTestMetrics.fromPartial(object.testMetrics)
+      : undefined;
+    message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
+      ? PhaseSeconds.fromPartial(object.phaseSeconds)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClassMetrics(): ClassMetrics {
+  return { name: "", precision: 0, recall: 0, f1: 0, support: 0 };
+}
+
+export const ClassMetrics: MessageFns<ClassMetrics> = {
+  encode(message: ClassMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.precision !== 0) {
+      writer.uint32(17).double(message.precision);
+    }
+    if (message.recall !== 0) {
+      writer.uint32(25).double(message.recall);
+    }
+    if (message.f1 !== 0) {
+      writer.uint32(33).double(message.f1);
+    }
+    if (message.support !== 0) {
+      writer.uint32(40).uint32(message.support);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClassMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClassMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.precision = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.recall = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.f1 = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.support = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClassMetrics {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      precision: isSet(object.precision) ? globalThis.Number(object.precision) : 0,
+      recall: isSet(object.recall) ? globalThis.Number(object.recall) : 0,
+      f1: isSet(object.f1) ? globalThis.Number(object.f1) : 0,
+      support: isSet(object.support) ? globalThis.Number(object.support) : 0,
+    };
+  },
+
+  toJSON(message: ClassMetrics): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.precision !== 0) {
+      obj.precision = floatToJson(message.precision);
+    }
+    if (message.recall !== 0) {
+      obj.recall = floatToJson(message.recall);
+    }
+    if (message.f1 !== 0) {
+      obj.f1 = floatToJson(message.f1);
+    }
+    if (message.support !== 0) {
+      obj.support = Math.round(message.support);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClassMetrics>): ClassMetrics {
+    return ClassMetrics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClassMetrics>): ClassMetrics {
+    const message = createBaseClassMetrics();
+    message.name = object.name ?? "";
+    message.precision = object.precision ?? 0;
+    message.recall = object.recall ?? 0;
+    message.f1 = object.f1 ?? 0;
+    message.support = object.support ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrialTestMetrics(): TrialTestMetrics {
+  return { count: 0, accuracy: 0, top5Accuracy: 0, classes: [], confusion: [] };
+}
+
+export const TrialTestMetrics: MessageFns<TrialTestMetrics> = {
+  encode(message: TrialTestMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.count !== 0) {
+      writer.uint32(8).uint32(message.count);
+    }
+    if (message.accuracy !== 0) {
+      writer.uint32(17).double(message.accuracy);
+    }
+    if (message.top5Accuracy !== 0) {
+      writer.uint32(25).double(message.top5Accuracy);
+    }
+    for (const v of message.classes) {
+      ClassMetrics.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.confusion.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.confusion) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrialTestMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrialTestMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.accuracy = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.top5Accuracy = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.classes.push(ClassMetrics.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag === 40) {
+              message.confusion.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.confusion.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrialTestMetrics {
+    return {
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      accuracy: isSet(object.accuracy) ? globalThis.Number(object.accuracy) : 0,
+      top5Accuracy: isSet(object.top5Accuracy)
+        ? globalThis.Number(object.top5Accuracy)
+        : isSet(object.top5_accuracy)
+        ? globalThis.Number(object.top5_accuracy)
+        : 0,
+      classes: globalThis.Array.isArray(object?.classes)
+        ? object.classes.map((e: any) => ClassMetrics.fromJSON(e))
+        : [],
+      confusion: globalThis.Array.isArray(object?.confusion)
+        ? object.confusion.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TrialTestMetrics): unknown {
+    const obj: any = {};
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.accuracy !== 0) {
+      obj.accuracy = floatToJson(message.accuracy);
+    }
+    if (message.top5Accuracy !== 0) {
+      obj.top5Accuracy = floatToJson(message.top5Accuracy);
+    }
+    if (message.classes?.length) {
+      obj.classes = message.classes.map((e) => ClassMetrics.toJSON(e));
+    }
+    if (message.confusion?.length) {
+      obj.confusion = message.confusion.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrialTestMetrics>): TrialTestMetrics {
+    return TrialTestMetrics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrialTestMetrics>): TrialTestMetrics {
+    const message = createBaseTrialTestMetrics();
+    message.count = object.count ?? 0;
+    message.accuracy = object.accuracy ?? 0;
+    message.top5Accuracy = object.top5Accuracy ?? 0;
+    message.classes = object.classes?.map((e) => ClassMetrics.fromPartial(e)) || [];
+    message.confusion = object.confusion?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePhaseSeconds(): PhaseSeconds {
+  return { features: 0, head: 0, finetune: 0, evaluate: 0 };
+}
+
+export const PhaseSeconds: MessageFns<PhaseSeconds> = {
+  encode(message: PhaseSeconds, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.features !== 0) {
+      writer.uint32(9).double(message.features);
+    }
+    if (message.head !== 0) {
+      writer.uint32(17).double(message.head);
+    }
+    if (message.finetune !== 0) {
+      writer.uint32(25).double(message.finetune);
+    }
+    if (message.evaluate !== 0) {
+      writer.uint32(33).double(message.evaluate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PhaseSeconds {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePhaseSeconds();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.features = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.head = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.finetune = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.evaluate = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PhaseSeconds {
+    return {
+      features: isSet(object.features) ? globalThis.Number(object.features) : 0,
+      head: isSet(object.head) ? globalThis.Number(object.head) : 0,
+      finetune: isSet(object.finetune) ? globalThis.Number(object.finetune) : 0,
+      evaluate: isSet(object.evaluate) ? globalThis.Number(object.evaluate) : 0,
+    };
+  },
+
+  toJSON(message: PhaseSeconds): unknown {
+    const obj: any = {};
+    if (message.features !== 0) {
+      obj.features = floatToJson(message.features);
+    }
+    if (message.head !== 0) {
+      obj.head = floatToJson(message.head);
+    }
+    if (message.finetune !== 0) {
+      obj.finetune = floatToJson(message.finetune);
+    }
+    if (message.evaluate !== 0) {
+      obj.evaluate = floatToJson(message.evaluate);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PhaseSeconds>): PhaseSeconds {
+    return PhaseSeconds.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PhaseSeconds>): PhaseSeconds {
+    const message = createBasePhaseSeconds();
+    message.features = object.features ?? 0;
+    message.head = object.head ?? 0;
+    message.finetune = object.finetune ?? 0;
+    message.evaluate = object.evaluate ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetTrialRequest(): GetTrialRequest {
+  return { trialId: "" };
+}
+
+export const GetTrialRequest: MessageFns<GetTrialRequest> = {
+  encode(message: GetTrialRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trialId !== "") {
+      writer.uint32(10).string(message.trialId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTrialRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTrialRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trialId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTrialRequest {
+    return {
+      trialId: isSet(object.trialId)
+        ? globalThis.String(object.trialId)
+        : isSet(object.trial_id)
+        ? globalThis.String(object.trial_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetTrialRequest): unknown {
+    const obj: any = {};
+    if (message.trialId !== "") {
+      obj.trialId = message.trialId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetTrialRequest>): GetTrialRequest {
+    return GetTrialRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetTrialRequest>): GetTrialRequest {
+    const message = createBaseGetTrialRequest();
+    message.trialId = object.trialId ?? "";
     return message;
   },
 };
@@ -3000,6 +3876,10 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     weightsSource: "",
     backend: "",
     hasModel: false,
+    unfreezeLayers: 0,
+    earlyStops: [],
+    testMetrics: undefined,
+    phaseSeconds: undefined,
   };
 }
 
@@ -3052,6 +3932,18 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.hasModel !== false) {
       writer.uint32(320).bool(message.hasModel);
+    }
+    if (message.unfreezeLayers !== 0) {
+      writer.uint32(160).uint32(message.unfreezeLayers);
+    }
+    for (const v of message.earlyStops) {
+      EarlyStop.encode(v!, writer.uint32(170).fork()).join();
+    }
+    if (message.testMetrics !== undefined) {
+      TrialTestMetrics.encode(message.testMetrics, writer.uint32(242).fork()).join();
+    }
+    if (message.phaseSeconds !== undefined) {
+      PhaseSeconds.encode(message.phaseSeconds, writer.uint32(250).fork()).join();
     }
     return writer;
   },
@@ -3197,6 +4089,38 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.hasModel = reader.bool();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.unfreezeLayers = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.earlyStops.push(EarlyStop.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.testMetrics = TrialTestMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3267,6 +4191,26 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.has_model)
         ? globalThis.Boolean(object.has_model)
         : false,
+      unfreezeLayers: isSet(object.unfreezeLayers)
+        ? globalThis.Number(object.unfreezeLayers)
+        : isSet(object.unfreeze_layers)
+        ? globalThis.Number(object.unfreeze_layers)
+        : 0,
+      earlyStops: globalThis.Array.isArray(object?.earlyStops)
+        ? object.earlyStops.map((e: any) => EarlyStop.fromJSON(e))
+        : globalThis.Array.isArray(object?.early_stops)
+        ? object.early_stops.map((e: any) => EarlyStop.fromJSON(e))
+        : [],
+      testMetrics: isSet(object.testMetrics)
+        ? TrialTestMetrics.fromJSON(object.testMetrics)
+        : isSet(object.test_metrics)
+        ? TrialTestMetrics.fromJSON(object.test_metrics)
+        : undefined,
+      phaseSeconds: isSet(object.phaseSeconds)
+        ? PhaseSeconds.fromJSON(object.phaseSeconds)
+        : isSet(object.phase_seconds)
+        ? PhaseSeconds.fromJSON(object.phase_seconds)
+        : undefined,
     };
   },
 
@@ -3320,6 +4264,18 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.hasModel !== false) {
       obj.hasModel = message.hasModel;
     }
+    if (message.unfreezeLayers !== 0) {
+      obj.unfreezeLayers = Math.round(message.unfreezeLayers);
+    }
+    if (message.earlyStops?.length) {
+      obj.earlyStops = message.earlyStops.map((e) => EarlyStop.toJSON(e));
+    }
+    if (message.testMetrics !== undefined) {
+      obj.testMetrics = TrialTestMetrics.toJSON(message.testMetrics);
+    }
+    if (message.phaseSeconds !== undefined) {
+      obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
+    }
     return obj;
   },
 
@@ -3344,6 +4300,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.weightsSource = object.weightsSource ?? "";
     message.backend = object.backend ?? "";
     message.hasModel = object.hasModel ?? false;
+    message.unfreezeLayers = object.unfreezeLayers ?? 0;
+    message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
+    message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
+      ? TrialTestMetrics.fromPartial(object.testMetrics)
+      : undefined;
+    message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
+      ? PhaseSeconds.fromPartial(object.phaseSeconds)
+      : undefined;
     return message;
   },
 };
@@ -4528,10 +5492,22 @@ export const LeaderboardServiceService = {
     responseSerialize: (value: LeaderboardResponse): Buffer => Buffer.from(LeaderboardResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LeaderboardResponse => LeaderboardResponse.decode(value),
   },
+  /** One trial with everything stored about it (history, test metrics, phase times); NOT_FOUND if unknown. */
+  getTrial: {
+    path: "/tlsweep.v1.LeaderboardService/GetTrial" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetTrialRequest): Buffer => Buffer.from(GetTrialRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetTrialRequest => GetTrialRequest.decode(value),
+    responseSerialize: (value: Trial): Buffer => Buffer.from(Trial.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Trial => Trial.decode(value),
+  },
 } as const;
 
 export interface LeaderboardServiceServer extends UntypedServiceImplementation {
   query: handleUnaryCall<LeaderboardQuery, LeaderboardResponse>;
+  /** One trial with everything stored about it (history, test metrics, phase times); NOT_FOUND if unknown. */
+  getTrial: handleUnaryCall<GetTrialRequest, Trial>;
 }
 
 export interface LeaderboardServiceClient extends Client {
@@ -4549,6 +5525,19 @@ export interface LeaderboardServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LeaderboardResponse) => void,
+  ): ClientUnaryCall;
+  /** One trial with everything stored about it (history, test metrics, phase times); NOT_FOUND if unknown. */
+  getTrial(request: GetTrialRequest, callback: (error: ServiceError | null, response: Trial) => void): ClientUnaryCall;
+  getTrial(
+    request: GetTrialRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Trial) => void,
+  ): ClientUnaryCall;
+  getTrial(
+    request: GetTrialRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Trial) => void,
   ): ClientUnaryCall;
 }
 

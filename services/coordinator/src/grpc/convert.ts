@@ -1,7 +1,9 @@
 import type * as pb from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
 import type { TrialCounts } from '../coordinator.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { EpochRecord, SweepRecord, TrialRecord } from '../records.js';
+import { unfreezeLabelOf, unfreezeLayersOf, type EpochRecord, type SweepRecord, type TrialRecord } from '../records.js';
+import type { EarlyStopReport } from '../../../worker/src/engine/early-stopping.js';
+import type { ClassificationMetrics } from '../../../worker/src/engine/metrics.js';
 
 /** Records → wire messages. Absent metrics travel as NaN (proto3 doubles have no null). */
 export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
@@ -10,7 +12,7 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     sweepId: t.config.sweepId,
     index: t.config.index,
     backbone: t.config.backbone,
-    unfreeze: t.config.unfreeze,
+    unfreeze: unfreezeLayersOf(t),
     learningRate: t.config.learningRate,
     dropout: t.config.dropout,
     dataset: t.config.datasetLabel,
@@ -32,11 +34,53 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
     modelRef: t.modelRef ?? '',
+    unfreezeLabel: unfreezeLabelOf(t),
+    unfreezeLayers: t.unfreezeLayers ?? 0,
+    // Records stored before early stopping existed have no list.
+    earlyStops: (t.earlyStops ?? []).map((e) => ({ ...e })),
+    stopReason: t.earlyStop?.reason ?? '',
+    stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
+    testMetrics: t.testMetrics ? testMetricsToPb(t.testMetrics) : undefined,
+    phaseSeconds: t.phaseSeconds ?? undefined,
+  };
+}
+
+/** Above this many classes the confusion matrix (classes² counts) is not stored: it would dominate the trial record. */
+export const MAX_CONFUSION_CLASSES = 100;
+
+/** Test metrics → wire: the confusion matrix flattened row-major, top-5 NaN when not applicable. */
+export function testMetricsToPb(m: ClassificationMetrics): pb.TrialTestMetrics {
+  return {
+    count: m.count,
+    accuracy: m.accuracy,
+    top5Accuracy: m.top5Accuracy ?? NaN,
+    classes: m.perClass.map((c) => ({ ...c })),
+    confusion: m.perClass.length <= MAX_CONFUSION_CLASSES ? m.confusion.flat() : [],
+  };
+}
+
+/** Wire → test metrics, checking the confusion matrix's shape. @throws InvalidArgumentError */
+export function testMetricsFromPb(m: pb.TrialTestMetrics | undefined): ClassificationMetrics | null {
+  if (!m) return null;
+  const k = m.classes.length;
+  if (m.confusion.length !== 0 && m.confusion.length !== k * k) {
+    throw new InvalidArgumentError([{ field: 'test_metrics.confusion', message: `must hold classes² = ${k * k} counts (or none); got ${m.confusion.length}` }], 'invalid report');
+  }
+  return {
+    count: m.count,
+    accuracy: m.accuracy,
+    top5Accuracy: Number.isNaN(m.top5Accuracy) ? null : m.top5Accuracy,
+    perClass: m.classes.map((c) => ({ ...c })),
+    confusion: m.confusion.length === 0 ? [] : Array.from({ length: k }, (_, i) => m.confusion.slice(i * k, (i + 1) * k)),
   };
 }
 
 export function epochToPb(e: EpochRecord): pb.EpochMetrics {
-  return { ...e };
+  return { ...e, learningRate: e.learningRate ?? NaN, trainableLayers: e.trainableLayers ?? 0 };
+}
+
+export function earlyStopFromPb(e: pb.EarlyStop): EarlyStopReport {
+  return { phase: e.phase === 'finetune' ? 'finetune' : 'head', bestEpoch: e.bestEpoch, stoppedEpoch: e.stoppedEpoch, restored: e.restored };
 }
 
 export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
@@ -49,6 +93,8 @@ export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
     valLoss: e.valLoss,
     valAccuracy: e.valAccuracy,
     seconds: e.seconds,
+    learningRate: e.learningRate,
+    trainableLayers: e.trainableLayers,
   };
 }
 

@@ -16,7 +16,7 @@ import type { Coordinator, SweepEvent } from '../coordinator.js';
 import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { epochFromPb, epochToPb, sweepToPb, trialToPb } from './convert.js';
+import { earlyStopFromPb, epochFromPb, epochToPb, sweepToPb, testMetricsFromPb, trialToPb } from './convert.js';
 import { exportModelHandler, pushWeightsHandler, weightsInfoToPb } from './model-streams.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tlsweep.proto', import.meta.url));
@@ -149,12 +149,21 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
         sortBy: r.sortBy,
       };
     }),
+    getTrial: unary((r) => trialToPb(c.getTrial(required('trial_id', r.trialId)))),
   };
 
   const reports: ReportServiceServer = {
     trialStarted: unary((r) => c.trialStarted({ ...r, trialId: required('trial_id', r.trialId) })),
     reportEpoch: unary((r) => c.reportEpoch({ trialId: required('trial_id', r.trialId), attempt: r.attempt, metrics: epochFromPb(r.metrics) })),
-    trialFinished: unary((r) => c.trialFinished({ ...r, trialId: required('trial_id', r.trialId) })),
+    trialFinished: unary((r) =>
+      c.trialFinished({
+        ...r,
+        trialId: required('trial_id', r.trialId),
+        testMetrics: testMetricsFromPb(r.testMetrics),
+        phaseSeconds: r.phaseSeconds ?? null,
+        earlyStops: r.earlyStops.map(earlyStopFromPb),
+      }),
+    ),
     trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
   };
 

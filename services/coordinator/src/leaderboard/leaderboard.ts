@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { TRIAL_STATUSES, type TrialRecord, type TrialStatus } from '../records.js';
+import { TRIAL_STATUSES, unfreezeLabelOf, unfreezeLayersOf, type TrialRecord, type TrialStatus } from '../records.js';
 
 /** Metrics the leaderboard sorts and aggregates by. */
 export const SORT_METRICS = ['val_accuracy', 'test_accuracy', 'val_loss', 'test_loss', 'seconds', 'epochs', 'learning_rate', 'dropout', 'unfreeze'] as const;
@@ -59,14 +59,14 @@ function rawMetric(t: TrialRecord, m: SortMetric): number | null {
     case 'epochs': return t.epochs;
     case 'learning_rate': return t.config.learningRate;
     case 'dropout': return t.config.dropout;
-    case 'unfreeze': return t.config.unfreeze;
+    case 'unfreeze': return unfreezeLayersOf(t);
   }
 }
 
 function axisOf(t: TrialRecord, a: GroupAxis): string {
   switch (a) {
     case 'backbone': return t.config.backbone;
-    case 'unfreeze': return String(t.config.unfreeze);
+    case 'unfreeze': return unfreezeLabelOf(t);
     case 'learning_rate': return String(t.config.learningRate);
     case 'dropout': return String(t.config.dropout);
     case 'dataset': return t.config.datasetLabel;

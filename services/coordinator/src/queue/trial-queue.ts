@@ -80,6 +80,12 @@ export class TrialQueue {
     const info = await this.jsm.streams.info(TRIAL_STREAM);
     return info.state.messages;
   }
+
+  /** The workers' consumer: trials not yet delivered (pending) and delivered but not acked (in flight). */
+  async consumerLag(): Promise<{ pending: number; inFlight: number }> {
+    const info = await this.jsm.consumers.info(TRIAL_STREAM, WORKER_CONSUMER);
+    return { pending: info.num_pending, inFlight: info.num_ack_pending };
+  }
 }
 
 function isNotFound(err: unknown): boolean {

@@ -1,10 +1,10 @@
-import type { DatasetSpec } from '../spec/sweep-spec.js';
+import type { DatasetSpec, UnfreezeSpec } from '../spec/sweep-spec.js';
 
 /** One point of the search space: the axes' values of one trial. */
 export interface SearchPoint {
   dataset: DatasetSpec;
   backbone: string;
-  unfreeze: number;
+  unfreeze: UnfreezeSpec;
   learningRate: number;
   dropout: number;
 }

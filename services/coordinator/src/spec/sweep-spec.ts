@@ -1,9 +1,68 @@
 import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
+import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
+import type { AugmentationConfig, AugmentationInput } from '../../../worker/src/engine/augment-config.js';
 
-export type { DatasetSpec };
+export type { DatasetSpec, Recipe, UnfreezeSpec };
 
-/** How trials are chosen from the axes. */
-export type SearchKind = 'grid' | 'random';
+/** Early-stopping rule of a sweep: `fifo` never stops a trial. */
+export type SchedulerKind = 'fifo' | 'asha' | 'median';
+
+/** The epoch metric schedulers rank trials by; accuracy is maximised, loss minimised. */
+export type SchedulerMetricName = 'val_accuracy' | 'val_loss';
+
+/** `scheduler:` as the user writes it. Fields that do not apply to the kind are refused. */
+export interface SchedulerSpecInput {
+  /** @default 'fifo' */
+  kind?: SchedulerKind;
+  /** @default 'val_accuracy' */
+  metric?: SchedulerMetricName;
+  /** asha, median: epochs before any trial can be stopped (asha's first rung). @default 1 */
+  gracePeriod?: number;
+  /** asha: keep the top 1/reductionFactor at each rung (rungs at gracePeriod·rf^k). @default 3 */
+  reductionFactor?: number;
+  /** asha: the last epoch any trial may run. @default headEpochs + fineTuneEpochs (the longest trial) */
+  maxT?: number;
+  /** median: other trials that must have reached an epoch before the rule judges it. @default 3 */
+  minSamples?: number;
+}
+
+/** A validated scheduler spec with defaults filled in (fields of other kinds keep their defaults). */
+export interface SchedulerSpec {
+  kind: SchedulerKind;
+  metric: SchedulerMetricName;
+  gracePeriod: number;
+  reductionFactor: number;
+  maxT: number;
+  minSamples: number;
+}
+
+/** How trials are chosen from the axes. `tpe` suggests each trial from the results so far. */
+export type SearchKind = 'grid' | 'random' | 'tpe';
+
+/** A continuous axis (random and tpe only): values in [min, max], sampled on a log scale when `log`. */
+export interface NumericRange {
+  min: number;
+  max: number;
+  /** @default false */
+  log: boolean;
+}
+
+/** `tpe:` settings (Optuna's TPESampler defaults). */
+export interface TpeSpec {
+  /** Trials drawn at random before the model is used; the model waits for all of them to end. @default 10 */
+  nStartupTrials: number;
+  /**
+   * Fraction of finished trials (at most 25) that form the "good" group l(x).
+   * 0.25 (hyperopt's) rather than Optuna's 0.1: sweeps here run tens of
+   * trials, where a 10% group is one or two points and TPE barely beats random.
+   * @default 0.25
+   */
+  gamma: number;
+  /** Candidates drawn from l(x) per axis; the one maximising l(x)/g(x) is suggested. @default 24 */
+  nEiCandidates: number;
+  /** The trial result TPE optimises: accuracy is maximised, loss minimised. @default 'val_accuracy' */
+  metric: SchedulerMetricName;
+}
 
 /**
  * A sweep as the user writes it (YAML or JSON). Every optional field has the
@@ -16,12 +75,16 @@ export interface SweepSpecInput {
   dataset: DatasetSpec | DatasetSpec[];
   /** Backbone names, e.g. `mobilenet_v2`, `tiny_cnn`. */
   backbones: string[];
-  /** Unfreeze depths: fine-tune the top N layers of the backbone (Keras `base_model.layers[-N:]`); 0 = head only. */
-  unfreeze: number[];
-  /** Head-phase learning rates. */
-  learningRates: number[];
-  /** Dropout rates before the last Dense layer. */
-  dropouts: number[];
+  /**
+   * Unfreeze depths: N or `{ layers: N }` fine-tunes the top N layers of the backbone (Keras
+   * `base_model.layers[-N:]`; 0 = head only); `{ blocks: N }` the top N whole blocks;
+   * `{ fineTuneAt: <layer name or index> }` that layer and everything above it.
+   */
+  unfreeze: Array<number | { layers: number } | { blocks: number } | { fineTuneAt: string | number }>;
+  /** Head-phase learning rates; or, for random and tpe, a range `{ min, max, log }`. */
+  learningRates: number[] | { min: number; max: number; log?: boolean };
+  /** Dropout rates before the last Dense layer; or, for random and tpe, a range `{ min, max }`. */
+  dropouts: number[] | { min: number; max: number; log?: boolean };
   /** Epochs of the head phase. @default 5 */
   headEpochs?: number;
   /** Epochs of the fine-tune phase (trials with unfreeze 0 skip it). @default 3 */
@@ -38,8 +101,10 @@ export interface SweepSpecInput {
   seed?: number;
   /** @default 'grid' */
   search?: SearchKind;
-  /** Random search: how many trials to draw (without replacement). Required for `random`. */
+  /** Random and tpe search: how many trials to run (random draws grid points without replacement). Required for both. */
   maxTrials?: number;
+  /** TPE settings. @default { nStartupTrials: 10, gamma: 0.25, nEiCandidates: 24, metric: 'val_accuracy' } */
+  tpe?: Partial<TpeSpec>;
   /** At most this many trials of the sweep queued or running at once. @default 4 */
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
@@ -52,6 +117,21 @@ export interface SweepSpecInput {
   weights?: Record<string, string>;
   /** Keep the full models of the best N trials (by val accuracy) in the Object Store for `tlsweep export`; 0 keeps none. @default 1 */
   keepModels?: number;
+  /** Recipe knobs (apply to every trial), see recipe-options.ts and README "Fine-tuning recipe". */
+  l2?: number;
+  binaryHead?: Recipe['binaryHead'];
+  optimizer?: Recipe['optimizer'];
+  momentum?: number;
+  lrSchedule?: Recipe['lrSchedule'];
+  earlyStopping?: Partial<NonNullable<Recipe['earlyStopping']>>;
+  labelSmoothing?: number;
+  classWeights?: Recipe['classWeights'];
+  trainBatchNorm?: boolean;
+  gradualUnfreeze?: Recipe['gradualUnfreeze'];
+  /** Training-split augmentation (Keras ImageDataGenerator knobs), in passes through the frozen prefix. @default none */
+  augmentation?: AugmentationInput;
+  /** Early stopping (ASHA or the median rule). @default { kind: 'fifo' } (every trial runs all its epochs) */
+  scheduler?: SchedulerSpecInput;
 }
 
 /** A validated spec with every default filled in. */
@@ -59,9 +139,18 @@ export interface SweepSpec {
   name: string;
   datasets: DatasetSpec[];
   backbones: string[];
-  unfreeze: number[];
+  /** `{ layers: N }` is normalised to N. */
+  unfreeze: UnfreezeSpec[];
+  /** The learning-rate list; empty when `learningRateRange` is set. */
   learningRates: number[];
+  /** The dropout list; empty when `dropoutRange` is set. */
   dropouts: number[];
+  /** A continuous learning-rate axis (random, tpe); null when the axis is a list. Absent in older stored specs. */
+  learningRateRange?: NumericRange | null;
+  /** A continuous dropout axis (random, tpe); null when the axis is a list. Absent in older stored specs. */
+  dropoutRange?: NumericRange | null;
+  /** Set when search is tpe. */
+  tpe?: TpeSpec | null;
   headEpochs: number;
   fineTuneEpochs: number;
   fineTuneLrFactor: number;
@@ -77,6 +166,11 @@ export interface SweepSpec {
   weights?: Record<string, string>;
   /** Absent in sweeps stored before model export existed: read as SPEC_DEFAULTS.keepModels. */
   keepModels?: number;
+  /** Recipe knobs with defaults filled (RECIPE_DEFAULTS). */
+  recipe: Recipe;
+  augmentation: AugmentationConfig | null;
+  /** Absent in sweeps stored before schedulers existed: read it as fifo. */
+  scheduler: SchedulerSpec;
 }
 
 export const SPEC_DEFAULTS = {
@@ -91,6 +185,8 @@ export const SPEC_DEFAULTS = {
   valFraction: 0.15,
   testFraction: 0.15,
   keepModels: 1,
+  tpe: { nStartupTrials: 10, gamma: 0.25, nEiCandidates: 24, metric: 'val_accuracy' as SchedulerMetricName },
+  scheduler: { kind: 'fifo' as SchedulerKind, metric: 'val_accuracy' as SchedulerMetricName, gracePeriod: 1, reductionFactor: 3, minSamples: 3 },
 } as const;
 
 /** Hard limits that keep one sweep from swamping the cluster. */
@@ -110,7 +206,7 @@ export interface TrialConfig {
   sweepId: string;
   index: number;
   backbone: string;
-  unfreeze: number;
+  unfreeze: UnfreezeSpec;
   learningRate: number;
   dropout: number;
   dataset: DatasetSpec;
@@ -128,6 +224,10 @@ export interface TrialConfig {
   weights?: string;
   /** Ask the worker for the trained full model, so it can be kept if the trial ranks in the top `keepModels`. */
   exportModel?: boolean;
+  /** Recipe knobs; absent in trials queued before they existed (then RECIPE_DEFAULTS). */
+  recipe?: Recipe;
+  /** Absent in trials stored before augmentation existed: read it as `?? null`. */
+  augmentation?: AugmentationConfig | null;
 }
 
 /** A short label for a dataset, e.g. `fashion-mnist:100/class`. */

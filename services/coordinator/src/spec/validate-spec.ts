@@ -2,13 +2,22 @@ import { parse as parseYaml } from 'yaml';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import type { DatasetSpec, SweepSpec } from './sweep-spec.js';
 import { SPEC_DEFAULTS, SPEC_LIMITS } from './sweep-spec.js';
+import { validateScheduler } from './validate-scheduler.js';
+import { isRangeInput, validateRange, validateTpe } from './validate-search.js';
+import type { NumericRange } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
 import { parseWeightsRef } from '../../../worker/src/engine/weights/weights-ref.js';
+import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
+import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
+import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
   'weights', 'keepModels',
+  ...RECIPE_FIELDS,
+  'augmentation',
+  'scheduler', 'tpe',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -63,9 +72,18 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
     return x;
   });
-  const unfreeze = list(o, 'unfreeze', v, (x, f) => int(x, f, v, 0, 10_000, 'an integer number of top backbone layers, 0..10000 (0 = head only)'));
-  const learningRates = list(o, 'learningRates', v, (x, f) => num(x, f, v, (n) => n > 0 && n <= 10, 'a number in (0, 10]'));
-  const dropouts = list(o, 'dropouts', v, (x, f) => num(x, f, v, (n) => n >= 0 && n < 1, 'a number in [0, 1)'));
+  const unfreeze = list(o, 'unfreeze', v, (x, f) => parseUnfreeze(x, f, v));
+  // Lists for every search; ranges {min, max, log} only where values are sampled (random, tpe).
+  const lrOk = (n: number) => n > 0 && n <= 10;
+  const dropoutOk = (n: number) => n >= 0 && n < 1;
+  let learningRateRange: NumericRange | null = null;
+  let dropoutRange: NumericRange | null = null;
+  let learningRates: number[] | undefined = [];
+  let dropouts: number[] | undefined = [];
+  if (isRangeInput(o.learningRates)) learningRateRange = validateRange(o.learningRates, 'learningRates', o.search, lrOk, 'a number in (0, 10]', v) ?? null;
+  else learningRates = list(o, 'learningRates', v, (x, f) => num(x, f, v, lrOk, 'a number in (0, 10]'));
+  if (isRangeInput(o.dropouts)) dropoutRange = validateRange(o.dropouts, 'dropouts', o.search, dropoutOk, 'a number in [0, 1)', v) ?? null;
+  else dropouts = list(o, 'dropouts', v, (x, f) => num(x, f, v, dropoutOk, 'a number in [0, 1)'));
 
   const headEpochs = opt(o, 'headEpochs', SPEC_DEFAULTS.headEpochs, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxEpochs, `an integer in 1..${SPEC_LIMITS.maxEpochs}`));
   const fineTuneEpochs = opt(o, 'fineTuneEpochs', SPEC_DEFAULTS.fineTuneEpochs, (x, f) => int(x, f, v, 0, SPEC_LIMITS.maxEpochs, `an integer in 0..${SPEC_LIMITS.maxEpochs}`));
@@ -76,15 +94,16 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     : int(o.imageSize, 'imageSize', v, SPEC_LIMITS.minImageSize, SPEC_LIMITS.maxImageSize, `an integer in ${SPEC_LIMITS.minImageSize}..${SPEC_LIMITS.maxImageSize} (pixels)`) ?? null;
   const seed = opt(o, 'seed', SPEC_DEFAULTS.seed, (x, f) => int(x, f, v, 0, 2 ** 31 - 1, 'an integer in 0..2147483647'));
   const search = opt(o, 'search', SPEC_DEFAULTS.search, (x, f) => {
-    if (x === 'grid' || x === 'random') return x;
-    v.push({ field: f, message: `must be one of: grid, random; got ${JSON.stringify(x)}` });
+    if (x === 'grid' || x === 'random' || x === 'tpe') return x;
+    v.push({ field: f, message: `must be one of: grid, random, tpe; got ${JSON.stringify(x)}` });
     return undefined;
   });
   const maxTrials = o.maxTrials === undefined || o.maxTrials === null ? null
     : int(o.maxTrials, 'maxTrials', v, 1, SPEC_LIMITS.maxTrialsPerSweep, `an integer in 1..${SPEC_LIMITS.maxTrialsPerSweep}`) ?? null;
-  if (search === 'random' && maxTrials === null && (o.maxTrials === undefined || o.maxTrials === null)) {
-    v.push({ field: 'maxTrials', message: 'required when search is random: an integer in 1..' + SPEC_LIMITS.maxTrialsPerSweep });
+  if ((search === 'random' || search === 'tpe') && maxTrials === null && (o.maxTrials === undefined || o.maxTrials === null)) {
+    v.push({ field: 'maxTrials', message: `required when search is ${search}: an integer in 1..` + SPEC_LIMITS.maxTrialsPerSweep });
   }
+  const tpe = validateTpe(o.tpe, o.search, v);
   const maxParallel = opt(o, 'maxParallel', SPEC_DEFAULTS.maxParallel, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxParallel, `an integer in 1..${SPEC_LIMITS.maxParallel}`));
 
   let split: { valFraction: number; testFraction: number } = { valFraction: SPEC_DEFAULTS.valFraction, testFraction: SPEC_DEFAULTS.testFraction };
@@ -102,6 +121,11 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
 
   const weights = validateWeights(o.weights, backbones, v);
   const keepModels = opt(o, 'keepModels', SPEC_DEFAULTS.keepModels as number, (x, f) => int(x, f, v, 0, 100, 'an integer in 0..100 (0 keeps no model)'));
+  const augmentation = normalizeAugmentation(o.augmentation, v);
+  const longestTrial = headEpochs !== undefined && fineTuneEpochs !== undefined
+    ? headEpochs + (unfreeze?.some(unfreezesAnything) ? fineTuneEpochs : 0)
+    : undefined;
+  const scheduler = validateScheduler(o.scheduler, longestTrial, v);
 
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
@@ -110,14 +134,9 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
       if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
     }
   }
-  if (backbones && unfreeze) {
-    unfreeze.forEach((n, i) => {
-      for (const b of backbones) {
-        const layers = backboneInfo(b)!.layers;
-        if (n >= layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${layers}, the layer count of backbone ${b}; got ${n}` });
-      }
-    });
-  }
+  if (backbones && unfreeze) checkUnfreezeAgainstBackbones(unfreeze, backbones, v);
+  const recipe = parseRecipe(o, v);
+  checkRecipeAgainstSpec(recipe, datasets, v);
 
   if (v.length === 0 && search === 'grid') {
     const size = datasets.length * backbones!.length * unfreeze!.length * learningRates!.length * dropouts!.length;
@@ -147,6 +166,12 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     split,
     weights,
     keepModels: keepModels!,
+    recipe,
+    augmentation,
+    scheduler,
+    learningRateRange,
+    dropoutRange,
+    tpe,
   };
 }
 

@@ -25,6 +25,7 @@ export async function runDemo(o: { workers: number; specFile?: string }): Promis
   try {
     await client.ready();
     console.log(`cluster up in ${((Date.now() - t0) / 1000).toFixed(1)}s: coordinator ${cluster.coordinator}, NATS ${cluster.natsUrl}; logs in ${cluster.logDir}`);
+    if (cluster.dashboardUrl) console.log(`dashboard (live while the demo runs): ${cluster.dashboardUrl}`);
     const sweep = await client.submit(spec);
     console.log(`submitted sweep ${sweep.sweepId} '${sweep.name}': ${sweep.counts!.total} trials`);
     const done = await watchSweep(client, sweep.sweepId);

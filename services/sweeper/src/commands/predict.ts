@@ -65,10 +65,12 @@ export async function classifyImages(c: LoadedClassifier, images: string[], top 
       let x = tf.tensor4d(raw.data, [1, raw.height, raw.width, raw.channels], 'int32').toFloat().div(255) as tf.Tensor4D;
       if (raw.channels === 1) x = tf.tile(x, [1, 1, 1, 3]);
       const sized = raw.height === H && raw.width === W ? x : (tf.clipByValue(tf.image.resizeBilinear(x, [H, W], false, true), 0, 1) as tf.Tensor4D);
-      return (c.model.predict(applyPreprocessing(c.meta.preprocessing, sized)) as tf.Tensor2D).squeeze() as tf.Tensor1D;
+      return (c.model.predict(applyPreprocessing(c.meta.preprocessing, sized)) as tf.Tensor2D).reshape([-1]) as tf.Tensor1D;
     });
-    const p = Array.from(await probs.data());
+    let p = Array.from(await probs.data());
     probs.dispose();
+    // The binary sigmoid head (recipe binaryHead) outputs P(class 1) alone.
+    if (p.length === 1 && c.meta.classNames.length === 2) p = [1 - p[0], p[0]];
     const ranked = p.map((probability, k) => ({ className: c.meta.classNames[k] ?? `class_${k}`, probability })).sort((a, b) => b.probability - a.probability);
     out.push({ image, top: ranked.slice(0, top) });
   }

@@ -14,7 +14,7 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, out: (l
   };
   for await (const e of client.watch(sweepId, false) as AsyncIterable<TrialEvent>) {
     const t = e.trial;
-    const label = t ? `${t.trialId} ${t.backbone} unfreeze=${t.unfreeze} lr=${t.learningRate} dropout=${t.dropout}` : '';
+    const label = t ? `${t.trialId} ${t.backbone} unfreeze=${t.unfreezeLabel || t.unfreeze} lr=${t.learningRate} dropout=${t.dropout}` : '';
     switch (e.type) {
       case 'trial_started':
         out(`▶ ${label} on ${t!.worker} (${t!.backend}), attempt ${t!.attempt}`);

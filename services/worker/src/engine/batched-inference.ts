@@ -7,6 +7,8 @@ export interface BatchOptions {
   inputSize?: [number, number];
   /** Applied to each batch before the model (e.g. Backbone.preprocess). */
   preprocess?: (x: tf.Tensor4D) => tf.Tensor4D;
+  /** Transforms images start..start+n−1 before anything else (training-split augmentation). @default none */
+  augment?: (batch: tf.Tensor4D, start: number) => tf.Tensor4D;
   /** Global-average-pool a [n, H, W, C] output to [n, C]. @default false */
   pool?: boolean;
 }
@@ -31,6 +33,7 @@ export async function mapInBatches(x: tf.Tensor4D, opts: BatchOptions, f: (batch
       parts.push(
         tf.tidy(() => {
           let batch: tf.Tensor4D = x.slice([start, 0, 0, 0], [size, -1, -1, -1]);
+          if (opts.augment) batch = opts.augment(batch, start);
           const target = opts.inputSize;
           if (target && (batch.shape[1] !== target[0] || batch.shape[2] !== target[1])) {
             batch = tf.image.resizeBilinear(batch, target);

@@ -7,6 +7,8 @@ export interface MemoFeatures {
   pooled: Splits<tf.Tensor>;
   /** The cut layer's activations per split (the fine-tune tail's input), when a cut was asked for. */
   activations: Splits<tf.Tensor> | null;
+  /** Augmented passes 1.. of the training split (pass 0 is `pooled.train` / `activations.train`). */
+  extraTrainPasses?: { pooled: tf.Tensor[]; activations: tf.Tensor[] | null };
 }
 
 export interface FeatureMemoStats {
@@ -16,14 +18,21 @@ export interface FeatureMemoStats {
   misses: number;
 }
 
-const splitTensors = (f: MemoFeatures) => [f.pooled.train, f.pooled.val, f.pooled.test, ...(f.activations ? [f.activations.train, f.activations.val, f.activations.test] : [])];
+/** Every tensor of an entry, once. */
+export const memoTensors = (f: MemoFeatures): tf.Tensor[] => [
+  f.pooled.train, f.pooled.val, f.pooled.test,
+  ...(f.activations ? [f.activations.train, f.activations.val, f.activations.test] : []),
+  ...(f.extraTrainPasses ? [...f.extraTrainPasses.pooled, ...(f.extraTrainPasses.activations ?? [])] : []),
+];
+const splitTensors = memoTensors;
 
 /**
  * An in-process LRU of frozen-prefix features, bounded in bytes. Trials of a
  * sweep that share a backbone, a cut point and a dataset (they differ only in
  * learning rate, dropout, head units or the layers above the cut) compute
  * the frozen prefix once per worker instead of once each. Exact, because
- * the prefix runs in inference mode and sees no augmentation.
+ * the prefix runs in inference mode, and augmented views are drawn from the
+ * seed and recipe, which are part of the key (augmented-passes.ts).
  *
  * The memo owns what it stores: callers must not dispose tensors they got
  * from `get` or handed to a successful `put`.

@@ -11,10 +11,15 @@ export interface HeadOptions {
   dropout: number;
   /** Seeds the initializers and the dropout masks. */
   seed: number;
+  /** L2 factor of a kernel regulariser on both Dense layers (Keras `regularizers.l2`: l2·Σw²). @default 0 */
+  l2?: number;
+  /** With 2 classes, 'sigmoid' makes the output one sigmoid unit (for binary cross-entropy). @default 'softmax' */
+  binaryHead?: 'softmax' | 'sigmoid';
 }
 
 /**
- * GlobalAveragePooling2D → Dense(units, relu) → Dropout(rate) → Dense(classes, softmax).
+ * GlobalAveragePooling2D → Dense(units, relu) → Dropout(rate) → Dense(classes, softmax)
+ * (or Dense(1, sigmoid) for the binary sigmoid head).
  * The same layer objects can be applied to several inputs, so weights learnt
  * on pooled features carry over to a model that pools a feature map.
  */
@@ -34,6 +39,11 @@ export function validateHeadOptions(opts: HeadOptions): void {
   if (!Number.isInteger(opts.classes) || opts.classes < 2) throw new EngineConfigError(`classes must be an integer >= 2; got ${opts.classes}`);
   if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new EngineConfigError(`dropout must be in [0, 1); got ${opts.dropout}`);
   if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new EngineConfigError(`seed must be a non-negative integer; got ${opts.seed}`);
+  const l2 = opts.l2 ?? 0;
+  if (!(l2 >= 0 && l2 <= 1)) throw new EngineConfigError(`l2 must be a number in [0, 1]; got ${opts.l2}`);
+  if (opts.binaryHead === 'sigmoid' && opts.classes !== 2) {
+    throw new EngineConfigError(`binaryHead 'sigmoid' needs exactly 2 classes; the dataset has ${opts.classes}`);
+  }
 }
 
 /**
@@ -57,20 +67,26 @@ function seedDropoutPerCall(layer: tf.layers.Layer, seed: number): void {
 export function createHead(opts: HeadOptions): Head {
   validateHeadOptions(opts);
   const base = opts.seed * 7919;
+  const l2 = opts.l2 ?? 0;
+  // No regulariser object at 0: nothing is added to the loss, as before l2 existed.
+  const kernelRegularizer = l2 > 0 ? tf.regularizers.l2({ l2 }) : undefined;
+  const sigmoid = opts.binaryHead === 'sigmoid';
   const pool = tf.layers.globalAveragePooling2d({ name: 'head_pool' });
   const hidden = tf.layers.dense({
     name: 'head_dense',
     units: opts.units,
     activation: 'relu',
     kernelInitializer: tf.initializers.heNormal({ seed: base + 1 }),
+    kernelRegularizer,
   });
   const dropout = tf.layers.dropout({ name: 'head_dropout', rate: opts.dropout });
   seedDropoutPerCall(dropout, base + 2);
   const output = tf.layers.dense({
     name: 'head_output',
-    units: opts.classes,
-    activation: 'softmax',
+    units: sigmoid ? 1 : opts.classes,
+    activation: sigmoid ? 'sigmoid' : 'softmax',
     kernelInitializer: tf.initializers.glorotUniform({ seed: base + 3 }),
+    kernelRegularizer,
   });
   const applyToPooled = (pooled: tf.SymbolicTensor): tf.SymbolicTensor =>
     output.apply(dropout.apply(hidden.apply(pooled))) as tf.SymbolicTensor;

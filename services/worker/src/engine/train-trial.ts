@@ -2,26 +2,43 @@ import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from './backbones/backbone.js';
 import { loadBackbone } from './backbones/registry.js';
 import { enforceBatchNormSemantics } from './batchnorm.js';
+import { classWeightsFor } from './class-weights.js';
 import { cutForUnfreeze } from './clean-cuts.js';
+import type { EarlyStopReport } from './early-stopping.js';
 import { EngineConfigError } from './errors.js';
-import { fitEpochs } from './fit-epochs.js';
 import { mulberry32 } from '../data/prng.js';
 import { createHead, type Head } from './head.js';
+import { createOptimizer, keepSlotsPerVariable } from './optimizer.js';
+import { parseRecipe, type Recipe, type RecipeViolation, type UnfreezeSpec } from './recipe-options.js';
+import { runPhase, type PhaseEpoch } from './run-phase.js';
+import { trainingTargets, type TrainingTargets } from './training-targets.js';
+import { resolveUnfreeze, stageAt, unfreezeStages } from './unfreeze.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
 import type { WeightsAccess } from './weights/read-weights.js';
 import { exportFullModel, type ExportedModel } from './export-model.js';
+import type { AugmentationConfig } from './augment-config.js';
+import { passInput } from './augmented-passes.js';
+import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
+import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
 
-/** One trial's recipe (Keras transfer-learning guide: train the head, then fine-tune the top). */
-export interface TrialHyperparams {
+/**
+ * One trial's recipe (Keras transfer-learning guide: train the head, then
+ * fine-tune the top). The optional recipe knobs (optimizer, schedule, early
+ * stopping, ...) default to RECIPE_DEFAULTS; see recipe-options.ts.
+ */
+export interface TrialHyperparams extends Partial<Recipe> {
   /** A name from KNOWN_BACKBONES. */
   backbone: string;
   /** Square input size; the backbone's default when absent. Images are resized if they differ. */
   imageSize?: number;
-  /** Layers to fine-tune in phase 2, counted from the top as Keras `base_model.layers[-N:]`; 0 skips phase 2. */
-  unfreeze: number;
-  /** Adam learning rate of phase 1 (head). */
+  /**
+   * What fine-tunes in phase 2: N layers from the top (Keras `base_model.layers[-N:]`; 0 skips
+   * phase 2), `{ blocks: N }` or `{ fineTuneAt: layer }` (see unfreeze.ts).
+   */
+  unfreeze: UnfreezeSpec;
+  /** Learning rate of phase 1 (head), before the schedule. */
   learningRate: number;
   /** Dropout rate of the head. */
   dropout: number;
@@ -34,10 +51,10 @@ export interface TrialHyperparams {
   batchSize: number;
   /** Seeds initializers, dropout masks and shuffling. */
   seed: number;
-  /** Let unfrozen BatchNormalization layers use batch statistics in phase 2 (see batchnorm.ts). @default false */
-  trainBatchNorm?: boolean;
-  /** Backbone weights to load (a ref, see weights/weights-ref.ts). @default the backbone's own */
-  weights?: string;
+  /** Backbone weights to load instead of its own (a ref, see weights/weights-ref.ts). @default the backbone's own */
+  weightsRef?: string;
+  /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
+  augmentation?: AugmentationConfig | null;
 }
 
 export interface EpochReport {
@@ -49,6 +66,10 @@ export interface EpochReport {
   valLoss: number;
   valAccuracy: number;
   seconds: number;
+  /** Learning rate of this epoch, after the schedule. */
+  learningRate?: number;
+  /** Backbone layers trainable in this epoch (0 in the head phase). */
+  trainableLayers?: number;
 }
 
 export type Decision = 'CONTINUE' | 'STOP';
@@ -96,9 +117,17 @@ export interface TrialOutcome {
   trainableParams: number;
   /** Layer whose (cached) output fed phase 2; the backbone's last layer when phase 2 did not run. */
   cutLayer: string;
+  /** Backbone layers the unfreeze depth resolved to (the final depth under gradual unfreezing). */
+  unfreezeLayers: number;
+  /** What early stopping did, one entry per phase it watched. */
+  earlyStops: EarlyStopReport[];
   history: EpochReport[];
   /** The trained full model, when `TrainOptions.exportModel` asked for it. */
   model?: ExportedModel;
+  /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
+  testMetrics: ClassificationMetrics;
+  /** Wall seconds per phase. */
+  phaseSeconds: PhaseSeconds;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -111,8 +140,7 @@ function requirePositive(name: string, value: number): void {
   if (!(Number.isFinite(value) && value > 0)) throw new EngineConfigError(`${name} must be a positive number; got ${value}`);
 }
 
-function validate(hp: TrialHyperparams, data: LoadedDataset): void {
-  requireInteger('unfreeze', hp.unfreeze, 0);
+function validate(hp: TrialHyperparams, data: LoadedDataset): Recipe {
   requireInteger('headUnits', hp.headUnits, 1);
   requireInteger('headEpochs', hp.headEpochs, 1);
   requireInteger('fineTuneEpochs', hp.fineTuneEpochs, 0);
@@ -129,11 +157,13 @@ function validate(hp: TrialHyperparams, data: LoadedDataset): void {
       throw new EngineConfigError(`dataset split '${split}' has ${n} images but ${data[split].y.shape[0]} labels`);
     }
   }
-}
-
-/** Labels as sparseCategoricalCrossentropy wants them: float32 [n, 1]. */
-function sparseTargets(y: tf.Tensor1D): tf.Tensor2D {
-  return tf.tidy(() => y.cast('float32').reshape([-1, 1]) as tf.Tensor2D);
+  const violations: RecipeViolation[] = [];
+  const recipe = parseRecipe(hp as unknown as Record<string, unknown>, violations);
+  if (violations.length > 0) throw new EngineConfigError(violations.map((x) => `${x.field}: ${x.message}`).join('; '));
+  if (recipe.binaryHead === 'sigmoid' && data.classNames.length !== 2) {
+    throw new EngineConfigError(`binaryHead 'sigmoid' needs exactly 2 classes; the dataset has ${data.classNames.length}`);
+  }
+  return recipe;
 }
 
 /** Frozen-feature caches and everything else a trial creates, so one place frees them. */
@@ -166,10 +196,14 @@ function countParams(layers: readonly tf.layers.Layer[]): { total: number; train
   return { total, trainable };
 }
 
-function compile(model: tf.LayersModel, learningRate: number, res: TrialResources): void {
-  const optimizer = tf.train.adam(learningRate);
+function compile(model: tf.LayersModel, optimizer: tf.Optimizer, targets: TrainingTargets): void {
+  model.compile({ optimizer, loss: targets.loss, metrics: ['accuracy'] });
+}
+
+function newOptimizer(recipe: Recipe, learningRate: number, res: TrialResources): tf.Optimizer {
+  const optimizer = createOptimizer(recipe.optimizer, learningRate, recipe.momentum);
   res.optimizers.push(optimizer);
-  model.compile({ optimizer, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  return optimizer;
 }
 
 async function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): Promise<{ loss: number; accuracy: number }> {
@@ -195,7 +229,8 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  * backbone (computed once, in inference mode); phase 2 fine-tunes the top
  * `unfreeze` backbone layers with the head, on activations cached at the
  * deepest clean cut below them. The cache-then-tail split is exact because
- * the frozen prefix runs in inference mode and there is no augmentation; the
+ * the frozen prefix runs in inference mode and augmentation comes before it
+ * (augmented-passes.ts); the
  * cache is computed with BatchNorm folded into the convolutions
  * (folded-inference.ts), which changes it only by float rounding.
  *
@@ -203,21 +238,28 @@ function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
  */
 export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hooks: TrainHooks, opts: TrainOptions = {}): Promise<TrialOutcome> {
   const started = performance.now();
-  validate(hp, data);
-  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weights: hp.weights, weightsAccess: opts.weightsAccess });
+  const timer = new PhaseTimer();
+  hooks = timer.wrap(hooks);
+  const recipe = validate(hp, data);
+  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weightsRef: hp.weightsRef, weightsAccess: opts.weightsAccess });
   const layerCount = backbone.model.layers.length;
-  if (hp.unfreeze >= layerCount) {
+  let depth: ReturnType<typeof resolveUnfreeze>;
+  let classWeight: Record<number, number> | undefined;
+  try {
+    depth = resolveUnfreeze(hp.unfreeze, backbone);
+    if (recipe.classWeights) classWeight = classWeightsFor(recipe.classWeights, await data.train.y.data(), data.classNames);
+  } catch (err) {
     backbone.model.dispose();
-    throw new EngineConfigError(
-      `unfreeze must be < ${layerCount} (the layers of '${hp.backbone}', input included); got ${hp.unfreeze}`,
-    );
+    throw err;
   }
   const res = new TrialResources();
   res.layers.push(...backbone.model.layers);
-  const fineTune = hp.unfreeze > 0 && hp.fineTuneEpochs > 0;
-  const batchNorm = { trainBatchNorm: hp.trainBatchNorm ?? false };
+  const fineTune = depth.layers > 0 && hp.fineTuneEpochs > 0;
+  const batchNorm = { trainBatchNorm: recipe.trainBatchNorm };
+  const targets = trainingTargets(recipe.binaryHead, data.classNames.length, recipe.labelSmoothing);
   const random = mulberry32(hp.seed);
   const history: EpochReport[] = [];
+  const earlyStops: EarlyStopReport[] = [];
   let stopped = false;
   try {
     setTrainableFrom(backbone, layerCount);
@@ -225,33 +267,46 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onModel?.('backbone', backbone.model);
 
     // Features: the frozen part runs once. With fine-tuning ahead, cache the
-    // clean cut's activations and pool the tail's output from them.
+    // clean cut's activations (below the final depth) and pool the tail's output from them.
     hooks.onPhase?.('features');
-    const y = mapSplits((s) => res.keep(sparseTargets(data[s].y)));
-    const cut = fineTune ? cutForUnfreeze(backbone.model, hp.unfreeze) : null;
-    const { pooled, tail } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo }, (t) => res.keep(t));
+    const y = mapSplits((s) => res.keep(targets.encode(data[s].y)));
+    const cut = fineTune ? cutForUnfreeze(backbone.model, depth.layers) : null;
+    const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
-    const head: Head = createHead({ units: hp.headUnits, classes: data.classNames.length, dropout: hp.dropout, seed: hp.seed });
+    const head: Head = createHead({
+      units: hp.headUnits, classes: data.classNames.length, dropout: hp.dropout, seed: hp.seed, l2: recipe.l2, binaryHead: recipe.binaryHead,
+    });
     res.layers.push(head.pool, head.hidden, head.dropout, head.output);
     const pooledInput = tf.input({ shape: [pooled.train.shape[1] as number], name: 'pooled_features' });
     const headModel = tf.model({ inputs: pooledInput, outputs: head.applyToPooled(pooledInput), name: 'head' });
-    compile(headModel, hp.learningRate, res);
+    const headOptimizer = newOptimizer(recipe, hp.learningRate, res);
+    compile(headModel, headOptimizer, targets);
     hooks.onModel?.('head', headModel);
-    const report = async (phase: EpochReport['phase'], m: Omit<EpochReport, 'phase' | 'epoch'>): Promise<Decision> => {
+    const report = async (phase: EpochReport['phase'], m: PhaseEpoch): Promise<Decision> => {
       const r: EpochReport = { phase, epoch: history.length + 1, ...m };
       history.push(r);
       return hooks.onEpoch(r);
     };
-    const phase1 = await fitEpochs(headModel, pooled.train, y.train, {
-      epochs: hp.headEpochs,
-      batchSize: hp.batchSize,
-      random,
+    const common = { batchSize: hp.batchSize, random, classWeight, schedule: recipe.lrSchedule, earlyStopping: recipe.earlyStopping };
+    const phase1 = await runPhase({
+      ...common,
+      phase: 'head',
+      model: headModel,
+      optimizer: headOptimizer,
+      x: passInput(trainPasses.pooled, 0),
+      y: y.train,
       validation: [pooled.val, y.val],
-      onEpoch: (_, m) => report('head', m),
+      epochs: hp.headEpochs,
+      baseLearningRate: hp.learningRate,
+      firstEpoch: history.length + 1,
+      beforeEpoch: () => 0,
+      report: (m) => report('head', m),
     });
     stopped = phase1.stopped;
+    if (phase1.earlyStop) earlyStops.push(phase1.earlyStop);
 
     // Phase 2: fine-tune the top of the backbone with the same head layers.
     let finalModel = headModel;
@@ -259,19 +314,40 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     let cutLayer = backbone.model.layers[layerCount - 1].name;
     if (tail && !stopped) {
       hooks.onPhase?.('finetune');
-      setTrainableFrom(backbone, layerCount - hp.unfreeze);
-      enforceBatchNormSemantics(backbone.model.layers, batchNorm);
+      const stages = recipe.gradualUnfreeze ? unfreezeStages(backbone.blockStarts, depth.firstTrainable) : [depth.firstTrainable];
+      const everyEpochs = recipe.gradualUnfreeze?.everyEpochs ?? 1;
       const fineTuneModel = tf.model({ inputs: tail.input, outputs: head.apply(tail.output), name: 'finetune' });
-      compile(fineTuneModel, hp.learningRate * hp.fineTuneLrFactor, res);
-      hooks.onModel?.('finetune', fineTuneModel);
-      const phase2 = await fitEpochs(fineTuneModel, tail.activations.train, y.train, {
-        epochs: hp.fineTuneEpochs,
-        batchSize: hp.batchSize,
-        random,
+      const fineTuneLr = hp.learningRate * hp.fineTuneLrFactor;
+      // One optimizer for the whole phase; gradual unfreezing adds variables to it, each with its own slots.
+      const optimizer = keepSlotsPerVariable(newOptimizer(recipe, fineTuneLr, res));
+      let stage = -1;
+      const phase2 = await runPhase({
+        ...common,
+        phase: 'finetune',
+        model: fineTuneModel,
+        optimizer,
+        x: passInput(trainPasses.activations!, history.length),
+        y: y.train,
         validation: [tail.activations.val, y.val],
-        onEpoch: (_, m) => report('finetune', m),
+        epochs: hp.fineTuneEpochs,
+        baseLearningRate: fineTuneLr,
+        firstEpoch: history.length + 1,
+        beforeEpoch: (epoch) => {
+          const next = stageAt(epoch, everyEpochs, stages.length);
+          if (next !== stage) {
+            stage = next;
+            setTrainableFrom(backbone, stages[stage]);
+            enforceBatchNormSemantics(backbone.model.layers, batchNorm);
+            // tfjs collects the trainable weights at compile time only.
+            compile(fineTuneModel, optimizer, targets);
+            if (stage === 0) hooks.onModel?.('finetune', fineTuneModel);
+          }
+          return layerCount - stages[stage];
+        },
+        report: (m) => report('finetune', m),
       });
       stopped = phase2.stopped;
+      if (phase2.earlyStop) earlyStops.push(phase2.earlyStop);
       finalModel = fineTuneModel;
       finalInputs = tail.activations;
       cutLayer = backbone.model.layers[tail.cut].name;
@@ -280,6 +356,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     hooks.onPhase?.('evaluate');
     const val = await evaluate(finalModel, finalInputs.val, y.val, hp.batchSize);
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
+    const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
     const model = opts.exportModel ? await exportFullModel(backbone, head, data.classNames) : undefined;
     return {
@@ -296,8 +373,12 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       totalParams: params.total,
       trainableParams: params.trainable,
       cutLayer,
+      unfreezeLayers: depth.layers,
+      earlyStops,
       history,
       ...(model ? { model } : {}),
+      testMetrics,
+      phaseSeconds: timer.stop(),
     };
   } finally {
     res.release();

@@ -3,7 +3,8 @@ import type { LoadedDataset } from '../data/load-dataset.js';
 import type { Backbone } from './backbones/backbone.js';
 import { mapInBatches, predictInBatches } from './batched-inference.js';
 import { foldedInference } from './folded-inference.js';
-import type { FeatureMemo } from './feature-memo.js';
+import { memoTensors, type FeatureMemo } from './feature-memo.js';
+import { activeAugmentation, augmentedPassesKey, trainAugmenters, trainPassesOf, type PassAugmentation, type TrainPasses } from './augmented-passes.js';
 import { applyLayersAfterCut, cutInput } from './tail-model.js';
 
 export type Split = 'train' | 'val' | 'test';
@@ -17,6 +18,12 @@ export function mapSplits<T>(f: (split: Split) => T): Splits<T> {
 export interface TrialFeatures {
   /** Global average pool of the backbone's last feature map, [n, C] per split: phase 1's input. */
   pooled: Splits<tf.Tensor>;
+  /**
+   * The training split's inputs per augmented pass (see augmented-passes.ts);
+   * index 0 is `pooled.train` / `tail.activations.train`, and without
+   * augmentation that is the only pass.
+   */
+  trainPasses: TrainPasses;
   /** Present when phase 2 will run: its cached input and the tail graph after the cut. */
   tail: {
     cut: number;
@@ -40,51 +47,59 @@ export interface FeatureMemoRef {
  * cut the whole backbone runs (BatchNorm folded) and is pooled. With a cut the
  * prefix runs (folded) to the cut, and the pooled features come from the tail
  * applied to those activations, so the prefix is not run twice. With a memo,
- * a trial whose key was computed before (same backbone weights, cut and
- * data) reuses those tensors instead.
+ * a trial whose key was computed before (same backbone weights, cut, data
+ * and augmentation) reuses those tensors instead. With augmentation the
+ * training split runs once per augmented pass; val and test never are.
  *
  * @param keep registers a tensor the trial owns (and frees); memo-owned tensors are not passed to it.
  */
 export async function computeTrialFeatures(
   backbone: Backbone,
   data: LoadedDataset,
-  opts: { batchSize: number; cut: number | null; memo?: FeatureMemoRef },
+  opts: { batchSize: number; cut: number | null; memo?: FeatureMemoRef; augment?: PassAugmentation | null },
   keep: <T extends tf.Tensor>(t: T) => T,
 ): Promise<TrialFeatures> {
   const { batchSize, cut, memo } = opts;
-  const key = memo ? `${backbone.name}|${backbone.weightsSource}|${backbone.inputSize.join('x')}|cut=${cut ?? 'none'}|${memo.dataKey}` : '';
+  const augment = activeAugmentation(opts.augment);
+  const key = memo ? `${backbone.name}|${backbone.weightsSource}|${backbone.inputSize.join('x')}|cut=${cut ?? 'none'}|${memo.dataKey}${augment ? `|${augmentedPassesKey(augment)}` : ''}` : '';
   let features = memo?.memo.get(key);
   if (!features) {
     const imageOpts = { batchSize, inputSize: backbone.inputSize, preprocess: backbone.preprocess };
     const upTo = cut ?? backbone.model.layers.length - 1;
     const prefix = foldedInference(backbone.model, upTo);
-    const computed: Partial<Splits<tf.Tensor>> = {};
+    const computed: tf.Tensor[][] = [];
     try {
-      for (const s of ['train', 'val', 'test'] as const) computed[s] = await mapInBatches(data[s].x, { ...imageOpts, pool: cut === null }, prefix.run);
+      for (const s of ['train', 'val', 'test'] as const) {
+        const views = s === 'train' ? trainAugmenters(augment, data.train.x) : [undefined];
+        const outs: tf.Tensor[] = [];
+        computed.push(outs);
+        for (const view of views) outs.push(await mapInBatches(data[s].x, { ...imageOpts, pool: cut === null, augment: view }, prefix.run));
+      }
     } catch (err) {
-      tf.dispose(Object.values(computed));
+      tf.dispose(computed.flat());
       throw err;
     } finally {
       prefix.dispose();
     }
-    const out = computed as Splits<tf.Tensor>;
+    const [train, [val], [test]] = computed;
+    const out: Splits<tf.Tensor> = { train: train[0], val, test };
     if (cut === null) {
-      features = { pooled: out, activations: null };
+      features = { pooled: out, activations: null, extraTrainPasses: train.length > 1 ? { pooled: train.slice(1), activations: null } : undefined };
     } else {
       // The tail's layers are still frozen pretrained weights here, so pooling through them is part of the prefix.
       const tailInput = cutInput(backbone.model, cut);
       const tailFeatures = tf.model({ inputs: tailInput, outputs: applyLayersAfterCut(backbone.model, cut, tailInput) });
-      const pooled: Partial<Splits<tf.Tensor>> = {};
-      for (const s of ['train', 'val', 'test'] as const) pooled[s] = await predictInBatches(tailFeatures, out[s] as tf.Tensor4D, { batchSize, pool: true });
-      features = { pooled: pooled as Splits<tf.Tensor>, activations: out };
+      const pool = (t: tf.Tensor) => predictInBatches(tailFeatures, t as tf.Tensor4D, { batchSize, pool: true });
+      const pooledTrain: tf.Tensor[] = [];
+      for (const t of train) pooledTrain.push(await pool(t));
+      const pooled: Splits<tf.Tensor> = { train: pooledTrain[0], val: await pool(val), test: await pool(test) };
+      features = { pooled, activations: out, extraTrainPasses: train.length > 1 ? { pooled: pooledTrain.slice(1), activations: train.slice(1) } : undefined };
     }
-    if (!memo || !memo.memo.put(key, features)) {
-      mapSplits((s) => keep(features!.pooled[s]));
-      if (features.activations) mapSplits((s) => keep(features!.activations![s]));
-    }
+    if (!memo || !memo.memo.put(key, features)) memoTensors(features).forEach((t) => keep(t));
   }
-  if (cut === null) return { pooled: features.pooled, tail: null };
+  const trainPasses = trainPassesOf(features);
+  if (cut === null) return { pooled: features.pooled, trainPasses, tail: null };
   const input = cutInput(backbone.model, cut);
   const output = applyLayersAfterCut(backbone.model, cut, input);
-  return { pooled: features.pooled, tail: { cut, activations: features.activations!, input, output } };
+  return { pooled: features.pooled, trainPasses, tail: { cut, activations: features.activations!, input, output } };
 }

@@ -15,6 +15,8 @@ export interface RunTrialOptions {
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
   onPhase?(phase: string): void;
+  /** Once the dataset is loaded: images per split (metrics turn epoch times into images/s). */
+  onDataset?(sizes: { train: number; val: number; test: number }): void;
 }
 
 /**
@@ -32,6 +34,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
   hooks.onPhase?.('dataset');
   const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
   const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
+  hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0] });
   // Everything that decides which pixels land in which split: trials with equal keys see identical data.
   const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
@@ -48,7 +51,10 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
         fineTuneLrFactor: config.fineTuneLrFactor,
         batchSize: config.batchSize,
         seed: config.seed,
-        ...(config.weights ? { weights: config.weights } : {}),
+        ...(config.weights ? { weightsRef: config.weights } : {}),
+        // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
+        ...config.recipe,
+        augmentation: config.augmentation ?? null,
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },

@@ -1,12 +1,14 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import { TRIAL_STREAM, WORKER_CONSUMER, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, testMetricsToPb, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
 import { storeTrialModel } from './store-model.js';
 import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
+import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
   nc: NatsConnection;
@@ -25,6 +27,8 @@ export interface TrialConsumerOptions {
   featureMemo?: FeatureMemo;
   /** Object Store weights (`objstore:` refs) kept between this process's trials. @default 1 GiB */
   weightsCacheBytes?: number;
+  /** Prometheus metrics to update. @default none */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -120,20 +124,29 @@ export class TrialConsumer {
     const log = this.o.log.child({ sweepId: cfg.sweepId, trialId: cfg.trialId, attempt });
     const { reporter } = this.o;
     const heartbeat = setInterval(() => msg.working(), this.o.heartbeatMs ?? 10_000);
+    const metrics = this.o.metrics;
+    let trainImages = 0;
+    metrics?.trialStarted();
     try {
       const start = await reporter.trialStarted({ trialId: cfg.trialId, attempt, worker: this.o.workerId, backend: this.o.backend, pretrained: false, weightsSource: '' });
       if (start.action === 'STOP') {
         log.info('trial.skipped', { reason: start.reason });
+        metrics?.trialEnded('skipped');
         msg.ack();
         return;
       }
-      log.info('trial.running', { backbone: cfg.backbone, unfreeze: cfg.unfreeze, learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
+      log.info('trial.running', { backbone: cfg.backbone, unfreeze: unfreezeLabel(cfg.unfreeze), learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
       let stoppedByDrain = false;
-      const plannedEpochs = cfg.headEpochs + (cfg.unfreeze > 0 ? cfg.fineTuneEpochs : 0);
+      const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
-          const d = await reporter.reportEpoch({ trialId: cfg.trialId, attempt, metrics: m });
+          const d = await reporter.reportEpoch({
+            trialId: cfg.trialId,
+            attempt,
+            metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 },
+          });
           log.info('trial.epoch', { ...m, decision: d.action });
+          metrics?.epoch(m, trainImages);
           // A drain stops the trial between epochs; after the last one the result is kept.
           if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
             stoppedByDrain = true;
@@ -142,6 +155,7 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
+        onDataset: (sizes) => (trainImages = sizes.train),
       }, this.o.featureMemo, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
@@ -157,18 +171,24 @@ export class TrialConsumer {
         totalParams: outcome.totalParams,
         trainableParams: outcome.trainableParams,
         cutLayer: outcome.cutLayer,
+        unfreezeLayers: outcome.unfreezeLayers,
+        earlyStops: outcome.earlyStops,
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
         hasModel: outcome.model !== undefined,
+        testMetrics: testMetricsToPb(outcome.testMetrics),
+        phaseSeconds: outcome.phaseSeconds,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
         // delete the message the owner still needs, so leave it to the owner or to redelivery.
         log.warn('trial.result_refused', { reason: fin.reason });
+        metrics?.trialEnded('refused');
         return;
       }
       msg.ack();
+      metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
       log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
       // After the ack: the result is kept whatever happens here. A worker that dies now leaves the trial without a model.
       if (fin.keepModel) await this.storeModel(cfg, attempt, outcome, log);
@@ -177,6 +197,7 @@ export class TrialConsumer {
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
       const retrying = te.retryable && !lastTry;
       log.warn('trial.error', { code: te.code, error: te.message, retrying });
+      metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
       await reporter
         .trialFailed({ trialId: cfg.trialId, attempt, error: te.message, code: te.code, retrying })
         .catch((e) => log.error('trial.fail_report_lost', { error: (e as Error).message }));

@@ -4,7 +4,7 @@ import type { WeightsAccess } from '../weights/read-weights.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
-  /** Registry name: 'mobilenet_v2' | 'tiny_cnn'. */
+  /** Registry name (see catalog.ts). */
   name: string;
   /**
    * Input [null, H, W, 3] → last feature map. Fresh weights on every load:
@@ -34,16 +34,26 @@ export interface Backbone {
 
 /** Options for {@link loadBackbone}. */
 export interface BackboneOptions {
-  /** Square input size in pixels. @default the backbone's own default (96 for mobilenet_v2, 32 for tiny_cnn) */
+  /** Square input size in pixels. @default the backbone's own default (catalog.ts: 96 for mobilenet_v2, 32 for tiny_cnn, 224 for the Keras applications) */
   imageSize?: number;
-  /** Seed for randomly initialised weights (tiny_cnn). @default 0 */
+  /** Seed for randomly initialised weights (tiny_cnn, efficientnet_b0, nasnet_mobile, and `weights: 'none'`). @default 0 */
   seed?: number;
   /**
-   * A tfjs layers-format model whose weights replace every weight of the
-   * backbone, matched by `<layer>/<weight>` name (see weights/weights-ref.ts
-   * for the forms). @default none: the backbone's own weights (nsfwjs for mobilenet_v2, random init otherwise)
+   * 'bundled': the weights tlsweep ships for the backbone, if any (nsfwjs for
+   * mobilenet_v2 and inception_v3); 'none': the architecture built in code,
+   * randomly initialised from `seed` (inception_v3; backbones without bundled
+   * weights are always random). @default 'bundled'
    */
-  weights?: string;
-  /** How `objstore:` weights are reached (the worker's NATS connection). @default none */
+  weights?: BackboneWeights;
+  /**
+   * A tfjs layers-format model whose weights then replace every weight of the
+   * backbone, matched by `<layer>/<weight>` name (forms: weights/weights-ref.ts);
+   * the backbone is built as `weights` says first. @default none: the backbone's own weights
+   */
+  weightsRef?: string;
+  /** How `objstore:` weights refs are reached (the worker's NATS connection). @default none */
   weightsAccess?: WeightsAccess;
 }
+
+/** Which weights {@link BackboneOptions} asks for. */
+export type BackboneWeights = 'bundled' | 'none';

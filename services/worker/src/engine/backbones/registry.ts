@@ -1,19 +1,39 @@
 import { EngineConfigError } from '../errors.js';
-import type { Backbone, BackboneOptions } from './backbone.js';
+import type { Backbone, BackboneOptions, BackboneWeights } from './backbone.js';
 import { backboneInfo, KNOWN_BACKBONES, type BackboneInfo } from './catalog.js';
+import { buildDenseNet121 } from './densenet121.js';
+import { buildMobileNet } from './mobilenet.js';
 import { loadMobileNetV2 } from './mobilenet-v2.js';
+import { buildResNet50 } from './resnet50.js';
+import { buildEfficientNetB0 } from './efficientnet-b0.js';
+import { buildInceptionV3, loadInceptionV3 } from './inception-v3.js';
+import { buildNasNetMobile } from './nasnet-mobile.js';
 import { buildTinyCnn } from './tiny-cnn.js';
+import { buildVgg16 } from './vgg16.js';
 import { loadWeightsInto } from '../weights/load-weights.js';
 
 export { KNOWN_BACKBONES };
 
 interface BackboneEntry extends BackboneInfo {
-  load(size: number, seed: number): Promise<Backbone>;
+  load(size: number, seed: number, weights: BackboneWeights): Promise<Backbone>;
+}
+
+const WEIGHTS: readonly BackboneWeights[] = ['bundled', 'none'];
+
+function noCodeBuiltVariant(name: string): never {
+  throw new EngineConfigError(`weights 'none' is not available for backbone '${name}': it has no code-built architecture; use weights 'bundled'`);
 }
 
 const LOADERS: Record<string, BackboneEntry['load']> = {
-  mobilenet_v2: (size) => loadMobileNetV2(size),
+  mobilenet_v2: (size, _seed, weights) => (weights === 'none' ? noCodeBuiltVariant('mobilenet_v2') : loadMobileNetV2(size)),
   tiny_cnn: async (size, seed) => buildTinyCnn(size, seed),
+  vgg16: async (size, seed) => buildVgg16(size, seed),
+  resnet50: async (size, seed) => buildResNet50(size, seed),
+  mobilenet: async (size, seed) => buildMobileNet(size, seed),
+  densenet121: async (size, seed) => buildDenseNet121(size, seed),
+  inception_v3: async (size, seed, weights) => (weights === 'none' ? buildInceptionV3(size, seed) : loadInceptionV3(size)),
+  efficientnet_b0: async (size, seed) => buildEfficientNetB0(size, seed),
+  nasnet_mobile: async (size, seed) => buildNasNetMobile(size, seed),
 };
 
 function entryFor(name: string): BackboneEntry {
@@ -48,10 +68,14 @@ export async function loadBackbone(name: string, opts: BackboneOptions = {}): Pr
   if (!Number.isInteger(seed) || seed < 0) {
     throw new EngineConfigError(`seed must be a non-negative integer; got ${String(opts.seed)}`);
   }
-  const backbone = await entryFor(name).load(size, seed);
-  if (opts.weights === undefined) return backbone;
+  const weights = opts.weights ?? 'bundled';
+  if (!WEIGHTS.includes(weights)) {
+    throw new EngineConfigError(`weights must be one of ${WEIGHTS.join(', ')}; got ${String(opts.weights)}`);
+  }
+  const backbone = await entryFor(name).load(size, seed, weights);
+  if (opts.weightsRef === undefined) return backbone;
   try {
-    const loaded = await loadWeightsInto(backbone.model, opts.weights, opts.weightsAccess);
+    const loaded = await loadWeightsInto(backbone.model, opts.weightsRef, opts.weightsAccess);
     return { ...backbone, pretrained: true, weightsSource: loaded.source };
   } catch (err) {
     backbone.model.dispose();

@@ -1,0 +1,45 @@
+import type { FieldViolation } from '../errors.js';
+import type { DatasetSpec } from './sweep-spec.js';
+import { backboneInfo } from '../../../worker/src/engine/backbones/catalog.js';
+import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
+
+/**
+ * Checks each unfreeze depth against every chosen backbone's catalog entry:
+ * layer counts and indices always, block counts where the catalog knows them.
+ * Layer names can only be checked once the model is built, by the worker.
+ */
+export function checkUnfreezeAgainstBackbones(unfreeze: UnfreezeSpec[], backbones: string[], v: FieldViolation[]): void {
+  unfreeze.forEach((u, i) => {
+    for (const b of backbones) {
+      const info = backboneInfo(b)!;
+      if (typeof u === 'number') {
+        if (u >= info.layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${info.layers}, the layer count of backbone ${b}; got ${u}` });
+      } else if ('blocks' in u) {
+        if (info.blocks !== undefined && u.blocks > info.blocks) {
+          v.push({ field: `unfreeze[${i}].blocks`, message: `must be at most ${info.blocks}, the block count of backbone ${b}; got ${u.blocks}` });
+        }
+      } else if (typeof u.fineTuneAt === 'number' && u.fineTuneAt >= info.layers) {
+        v.push({ field: `unfreeze[${i}].fineTuneAt`, message: `must be a layer index below ${info.layers}, the layer count of backbone ${b}; got ${u.fineTuneAt}` });
+      }
+    }
+  });
+}
+
+/** Classes of a dataset when the spec alone tells (folders are only known to the worker). */
+function classCount(d: DatasetSpec): number | undefined {
+  if (d.kind === 'fashion-mnist') return 10;
+  if (d.kind === 'synthetic') return d.classes ?? 3;
+  return undefined;
+}
+
+/** Recipe rules that depend on the rest of the spec. */
+export function checkRecipeAgainstSpec(recipe: Recipe, datasets: DatasetSpec[], v: FieldViolation[]): void {
+  if (recipe.binaryHead === 'sigmoid') {
+    datasets.forEach((d, i) => {
+      const k = classCount(d);
+      if (k !== undefined && k !== 2) {
+        v.push({ field: 'binaryHead', message: `'sigmoid' needs exactly 2 classes; dataset${datasets.length > 1 ? `[${i}]` : ''} has ${k}` });
+      }
+    });
+  }
+}
