@@ -123,6 +123,17 @@ describe('loading backbone weights', () => {
     expect((await loadBackbone('tiny_cnn', { weightsRef: 'objstore:x' }).catch((e) => e)).message).toMatch(/no NATS connection/);
   });
 
+  it('loads a Keras-named application backbone (MobileNet v1) by name, and refuses another architecture naming its weights', async () => {
+    const a = await loadBackbone('mobilenet', { imageSize: 32, seed: 1 });
+    const mdir = writeModelDir(join(root, 'mnv1'), await saveArtifacts(a.model), { prefix: 'mobilenet_1.00_224' });
+    const b = await loadBackbone('mobilenet', { imageSize: 32, seed: 2, weightsRef: mdir });
+    expectSameWeights(b.model, a.model);
+    const wrong = await loadBackbone('tiny_cnn', { weightsRef: mdir }).catch((e) => e);
+    expect(wrong).toBeInstanceOf(WeightsError);
+    expect(wrong.message).toMatch(/missing Conv1\/kernel \(expected shape \[3,3,3,8\]\)/);
+    for (const m of [a, b]) m.model.dispose();
+  }, 60_000);
+
   it('dequantizes uint8 Keras weights (nsfwjs MobileNetV2) exactly as the bundled loader does', async () => {
     const def = MobileNetV2Model as unknown as {
       modelJson(): Promise<{ default: { weightsManifest: tf.io.WeightsManifestConfig } }>;
