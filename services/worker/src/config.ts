@@ -1,4 +1,5 @@
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -20,6 +21,12 @@ export interface WorkerConfig {
   maxTrials: number;
   /** TLSWEEP_FEATURE_MEMO_MB: memory for frozen-prefix features reused across this worker's trials; 0 turns reuse off. @default 512 */
   featureMemoMb: number;
+  /** TLSWEEP_FEATURE_CACHE_DIR: local disk tier of the feature cache. @default '~/.cache/tlsweep/features' */
+  featureCacheDir: string;
+  /** TLSWEEP_FEATURE_CACHE_MB: size cap of the disk tier (LRU eviction); 0 turns it off. @default 4096 */
+  featureCacheMb: number;
+  /** TLSWEEP_FEATURE_STORE_MB: size cap of the shared NATS Object Store bucket `tlsweep-features` when this worker creates it; 0 turns the tier off. @default 8192 */
+  featureStoreMb: number;
   /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
   metricsAddress: string;
 }
@@ -40,6 +47,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
     metricsAddress: env.TLSWEEP_METRICS_ADDRESS ?? '',
     featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
+    featureCacheDir: env.TLSWEEP_FEATURE_CACHE_DIR || join(homedir(), '.cache', 'tlsweep', 'features'),
+    featureCacheMb: intEnv(env, 'TLSWEEP_FEATURE_CACHE_MB', 4096, 0),
+    featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 8192, 0),
   };
 }
 

@@ -7,3 +7,6 @@ export type { ReporterOptions } from './runner/reporter.js';
 export { TrialConsumer } from './runner/trial-consumer.js';
 export type { TrialConsumerOptions } from './runner/trial-consumer.js';
 export { runTrial } from './runner/run-trial.js';
+export { ObjectFeatureStore, FEATURE_BUCKET } from './runner/object-feature-store.js';
+export type { ObjectFeatureStoreOptions, ObjectFeatureStoreStats } from './runner/object-feature-store.js';
+export type { WorkerFeatureCache } from './runner/run-trial.js';

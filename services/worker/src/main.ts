@@ -4,6 +4,9 @@ import { createLogger } from '../../coordinator/src/index.js';
 import { loadConfig } from './config.js';
 import { selectBackend } from './engine/backend.js';
 import { FeatureMemo } from './engine/feature-memo.js';
+import { DiskFeatureStore } from './engine/feature-cache/disk-cache.js';
+import type { FeatureStore } from './engine/feature-cache/feature-store.js';
+import { ObjectFeatureStore } from './runner/object-feature-store.js';
 import { serveMetrics, WorkerMetrics } from './metrics/worker-metrics.js';
 import { Reporter } from './runner/reporter.js';
 import { TrialConsumer } from './runner/trial-consumer.js';
@@ -16,15 +19,26 @@ try {
   log.info('worker.backend', { backend: backend.name, tried: backend.tried });
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}` });
   const featureMemo = new FeatureMemo(cfg.featureMemoMb * 1024 * 1024);
+  const featureStores: FeatureStore[] = [];
+  const onWarning = (event: string, fields: Record<string, unknown>) => log.warn(event, fields);
+  if (cfg.featureCacheMb > 0) featureStores.push(new DiskFeatureStore({ dir: cfg.featureCacheDir, maxBytes: cfg.featureCacheMb * 1024 * 1024, onWarning }));
+  if (cfg.featureStoreMb > 0) {
+    // Without the shared tier the worker still runs (memory and disk); it only loses cross-worker reuse.
+    try {
+      featureStores.push(await ObjectFeatureStore.open(nc, { maxBytes: cfg.featureStoreMb * 1024 * 1024, onWarning }));
+    } catch (err) {
+      log.warn('worker.feature_store_unavailable', { error: (err as Error).message });
+    }
+  }
   const metrics = new WorkerMetrics({ workerId: cfg.workerId, backend: backend.name, featureMemo });
   const metricsServer = cfg.metricsAddress ? await serveMetrics(metrics.registry, cfg.metricsAddress) : null;
   const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs });
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
-    featureMemo, metrics,
+    featureMemo, featureStores, metrics,
   });
-  log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null });
+  log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null, featureStores: featureStores.map((s) => s.name) });
   const shutdown = (signal: string) => {
     log.info('worker.draining', { signal });
     void consumer.drain();

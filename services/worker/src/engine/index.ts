@@ -23,6 +23,13 @@ export type { TrialHyperparams, EpochReport, Decision, TrainHooks, TrainOptions,
 export { FeatureMemo } from './feature-memo.js';
 export type { MemoFeatures, FeatureMemoStats } from './feature-memo.js';
 export type { FeatureMemoRef } from './trial-features.js';
+export { DiskFeatureStore, DEFAULT_FEATURE_CACHE_DIR, DEFAULT_FEATURE_CACHE_BYTES } from './feature-cache/disk-cache.js';
+export type { DiskFeatureStoreOptions, DiskFeatureStoreStats } from './feature-cache/disk-cache.js';
+export { featureKey, featureKeyDigest, FEATURE_KEY_VERSION } from './feature-cache/feature-key.js';
+export type { FeatureKeyParts } from './feature-cache/feature-key.js';
+export type { FeatureStore } from './feature-cache/feature-store.js';
+export type { FeatureCacheEvent, FeatureCacheListener } from './feature-cache/tiered-lookup.js';
+export { FeatureCacheCorruptError } from './feature-cache/errors.js';
 export { EngineConfigError, BackendUnavailableError } from './errors.js';
 export { normalizeAugmentation, isIdentityAugmentation, DEFAULT_AUGMENT_PASSES, MAX_AUGMENT_PASSES } from './augment-config.js';
 export type { AugmentationConfig, AugmentationInput, Range } from './augment-config.js';

@@ -6,6 +6,10 @@ import { foldedInference } from './folded-inference.js';
 import { memoTensors, type FeatureMemo } from './feature-memo.js';
 import { activeAugmentation, augmentedPassesKey, trainAugmenters, trainPassesOf, type PassAugmentation, type TrainPasses } from './augmented-passes.js';
 import { applyLayersAfterCut, cutInput } from './tail-model.js';
+import { featureKey } from './feature-cache/feature-key.js';
+import type { FeatureStore } from './feature-cache/feature-store.js';
+import { memoToRaw, rawToMemo } from './feature-cache/memo-entry.js';
+import { readThrough, writeThrough, type FeatureCacheListener } from './feature-cache/tiered-lookup.js';
 
 export type Split = 'train' | 'val' | 'test';
 export type Splits<T> = Record<Split, T>;
@@ -40,6 +44,14 @@ export interface FeatureMemoRef {
   memo: FeatureMemo;
   /** Identifies the data exactly: dataset spec, split fractions and seed, image size. */
   dataKey: string;
+  /**
+   * Slower tiers behind the memo, fastest first (local disk, then the NATS
+   * Object Store): read on a memo miss, written when features are computed,
+   * so other processes and workers reuse them. @default none
+   */
+  stores?: readonly FeatureStore[];
+  /** Hears where features came from (memo, a store, computed) and store failures. @default ignore */
+  onEvent?: FeatureCacheListener;
 }
 
 /**
@@ -48,7 +60,9 @@ export interface FeatureMemoRef {
  * prefix runs (folded) to the cut, and the pooled features come from the tail
  * applied to those activations, so the prefix is not run twice. With a memo,
  * a trial whose key was computed before (same backbone weights, cut, data
- * and augmentation) reuses those tensors instead. With augmentation the
+ * and augmentation) reuses those tensors instead; on a memo miss the
+ * slower stores are asked in order (memory → disk → Object Store), and
+ * computed features are written to all of them. With augmentation the
  * training split runs once per augmented pass; val and test never are.
  *
  * @param keep registers a tensor the trial owns (and frees); memo-owned tensors are not passed to it.
@@ -61,9 +75,27 @@ export async function computeTrialFeatures(
 ): Promise<TrialFeatures> {
   const { batchSize, cut, memo } = opts;
   const augment = activeAugmentation(opts.augment);
-  const key = memo ? `${backbone.name}|${backbone.weightsSource}|${backbone.inputSize.join('x')}|cut=${cut ?? 'none'}|${memo.dataKey}${augment ? `|${augmentedPassesKey(augment)}` : ''}` : '';
+  const key = memo
+    ? featureKey({ backbone: backbone.name, weightsSource: backbone.weightsSource, inputSize: backbone.inputSize, cut, dataKey: memo.dataKey, augment: augment ? augmentedPassesKey(augment) : null })
+    : '';
+  const emit: FeatureCacheListener = memo?.onEvent ?? (() => {});
+  const stores = memo?.stores ?? [];
   let features = memo?.memo.get(key);
+  if (features) emit({ type: 'hit', tier: 'memo', key });
+  if (!features && stores.length > 0) {
+    const raw = await readThrough(stores, key, emit);
+    if (raw) {
+      try {
+        features = rawToMemo(raw);
+      } catch (err) {
+        // Verified bytes with the wrong content (an engine bug, not disk rot): compute instead.
+        emit({ type: 'store_failed', tier: 'decode', op: 'get', key, error: (err as Error).message });
+      }
+      if (features && !memo!.memo.put(key, features)) memoTensors(features).forEach((t) => keep(t));
+    }
+  }
   if (!features) {
+    const started = performance.now();
     const imageOpts = { batchSize, inputSize: backbone.inputSize, preprocess: backbone.preprocess };
     const upTo = cut ?? backbone.model.layers.length - 1;
     const prefix = foldedInference(backbone.model, upTo);
@@ -94,6 +126,17 @@ export async function computeTrialFeatures(
       for (const t of train) pooledTrain.push(await pool(t));
       const pooled: Splits<tf.Tensor> = { train: pooledTrain[0], val: await pool(val), test: await pool(test) };
       features = { pooled, activations: out, extraTrainPasses: train.length > 1 ? { pooled: pooledTrain.slice(1), activations: train.slice(1) } : undefined };
+    }
+    if (memo) emit({ type: 'computed', key, seconds: (performance.now() - started) / 1000 });
+    if (stores.length > 0) {
+      let raw: Awaited<ReturnType<typeof memoToRaw>> | null = null;
+      try {
+        raw = await memoToRaw(features);
+      } catch (err) {
+        memoTensors(features).forEach((t) => keep(t));
+        throw err;
+      }
+      await writeThrough(stores, key, raw, emit);
     }
     if (!memo || !memo.memo.put(key, features)) memoTensors(features).forEach((t) => keep(t));
   }

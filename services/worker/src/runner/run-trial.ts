@@ -1,8 +1,11 @@
 import type { TrialConfig } from '../../../coordinator/src/index.js';
 import { datasetCacheKey, disposeDataset, loadDatasetCached } from '../data/load-dataset.js';
 import { backboneInputSize } from '../engine/backbones/registry.js';
+import type { FeatureMemoRef } from '../engine/trial-features.js';
 import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
-import type { FeatureMemo } from '../engine/feature-memo.js';
+import { FeatureMemo } from '../engine/feature-memo.js';
+import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
+import type { FeatureCacheListener } from '../engine/feature-cache/tiered-lookup.js';
 import { TrialError } from '../errors.js';
 import type { WeightsAccess } from '../engine/weights/read-weights.js';
 
@@ -19,12 +22,23 @@ export interface RunTrialHooks {
   onDataset?(sizes: { train: number; val: number; test: number }): void;
 }
 
+/** This worker's frozen-prefix feature tiers: the in-process memo, then disk and Object Store (see README: Feature cache). */
+export interface WorkerFeatureCache {
+  /** @default none */
+  memo?: FeatureMemo;
+  /** Fastest first. @default none */
+  stores?: readonly FeatureStore[];
+  /** Hears hits, computations and store failures. @default ignore */
+  onEvent?: FeatureCacheListener;
+}
+
 /**
  * Runs one trial end to end on this worker: resolve the backbone's input
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
  */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureMemo?: FeatureMemo, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
+  const cache: WorkerFeatureCache = featureCache instanceof FeatureMemo ? { memo: featureCache } : (featureCache ?? {});
   let size: [number, number];
   try {
     size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
@@ -58,9 +72,17 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemo && featureMemo.maxBytes > 0 ? { memo: featureMemo, dataKey } : undefined, weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false },
+      { featureMemo: featureMemoRef(cache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false },
     );
   } finally {
     disposeDataset(data);
   }
+}
+
+function featureMemoRef(cache: WorkerFeatureCache, dataKey: string): FeatureMemoRef | undefined {
+  const memo = cache.memo && cache.memo.maxBytes > 0 ? cache.memo : undefined;
+  const stores = cache.stores ?? [];
+  if (!memo && stores.length === 0) return undefined;
+  // A zero-byte memo stores nothing: the trial keeps and frees what it computes or reads.
+  return { memo: memo ?? new FeatureMemo(0), dataKey, stores, onEvent: cache.onEvent };
 }

@@ -8,6 +8,7 @@ import { storeTrialModel } from './store-model.js';
 import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
+import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
@@ -27,6 +28,8 @@ export interface TrialConsumerOptions {
   featureMemo?: FeatureMemo;
   /** Object Store weights (`objstore:` refs) kept between this process's trials. @default 1 GiB */
   weightsCacheBytes?: number;
+  /** Feature-cache tiers behind the memo, fastest first: local disk, the NATS Object Store. @default none */
+  featureStores?: readonly FeatureStore[];
   /** Prometheus metrics to update. @default none */
   metrics?: WorkerMetrics;
 }
@@ -156,7 +159,11 @@ export class TrialConsumer {
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
         onDataset: (sizes) => (trainImages = sizes.train),
-      }, this.o.featureMemo, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
+      }, {
+        memo: this.o.featureMemo,
+        stores: this.o.featureStores,
+        onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
+      }, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
