@@ -21,12 +21,15 @@ import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
 import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
-import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import { datasetLabel, SPEC_DEFAULTS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
 import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import { unfreezesAnything } from '../../worker/src/engine/recipe-options.js';
+import { ModelObjects, type ModelUpload, type StoredModel, type StoredModelInfo } from './store/model-objects.js';
+import { MODELS_BUCKET, WEIGHTS_BUCKET } from '../../worker/src/engine/weights/object-layout.js';
+import { WEIGHTS_NAME_RE } from '../../worker/src/engine/weights/weights-ref.js';
 
 export interface CoordinatorOptions {
   nc: NatsConnection;
@@ -59,10 +62,15 @@ export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
   epochs: number; seconds: number; stopped: boolean; totalParams: number; trainableParams: number; cutLayer: string;
   pretrained?: boolean; weightsSource?: string; backend?: string;
+  /** The worker holds the trained full model and can store it when asked. */
+  hasModel?: boolean;
   /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
   unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
   testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
 }
+export interface ModelStoredInput { trialId: string; attempt: number; modelRef: string }
+/** TrialFinished's answer; `keepModel` asks the worker to store the model and call modelStored. */
+export interface FinishedAck { accepted: boolean; reason: string; keepModel: boolean }
 export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
 
 export type TrialCounts = Record<TrialStatus, number> & { total: number };
@@ -91,7 +99,7 @@ export class Coordinator {
   /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
   private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
 
-  private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
+  private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
     this.scheduler = opts.scheduler ?? new FifoScheduler();
     this.events.setMaxListeners(0);
@@ -101,7 +109,8 @@ export class Coordinator {
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
     const store = await StateStore.open(opts.nc, { replicas: opts.replicas });
     const queue = await TrialQueue.open(opts.nc, opts.queue);
-    const c = new Coordinator(store, queue, opts);
+    const models = await ModelObjects.open(opts.nc, { replicas: opts.replicas });
+    const c = new Coordinator(store, queue, models, opts);
     await c.rebuild();
     c.watchAdvisories(opts.nc);
     return c;
@@ -594,11 +603,11 @@ export class Coordinator {
   }
 
   /** Final metrics of a trial. Reports from a stale attempt or for a finished trial are refused (accepted: false). */
-  async trialFinished(r: TrialFinishedInput): Promise<{ accepted: boolean; reason: string }> {
+  async trialFinished(r: TrialFinishedInput): Promise<FinishedAck> {
     const t = this.trialFor(r.trialId);
     const res = await this.lock.run(`trial:${r.trialId}`, async () => {
-      if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}` };
-      if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}`, keepModel: false };
+      if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial`, keepModel: false };
       const sweep = this.getSweep(t.config.sweepId);
       await this.updateTrial(t, (x) => {
         Object.assign(x, {
@@ -616,7 +625,7 @@ export class Coordinator {
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
-      return { accepted: true, reason: '' };
+      return { accepted: true, reason: '', keepModel: r.hasModel === true && t.status !== 'cancelled' && this.topModelTrials(t.config.sweepId).has(t.config.trialId) };
     });
     if (res.accepted) await this.afterTerminal(t.config.sweepId);
     return res;
@@ -640,6 +649,88 @@ export class Coordinator {
     });
     if (res.accepted && TERMINAL_TRIAL_STATUSES.has(t.status)) await this.afterTerminal(t.config.sweepId);
     return res;
+  }
+
+  // ---------- weights and models (Object Store) ----------
+
+  /** Stores backbone weights under `name` in the tlsweep-weights bucket (replacing any of that name). */
+  async pushWeights(m: ModelUpload): Promise<StoredModelInfo> {
+    if (!WEIGHTS_NAME_RE.test(m.name)) {
+      throw new InvalidArgumentError([{ field: 'name', message: `must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(m.name)}` }], 'invalid weights');
+    }
+    const info = await this.models.put(WEIGHTS_BUCKET, m);
+    this.log.info('weights.pushed', { name: info.name, bytes: info.bytes, sha256: info.sha256 });
+    return info;
+  }
+
+  listWeights(): Promise<StoredModelInfo[]> {
+    return this.models.list(WEIGHTS_BUCKET);
+  }
+
+  /** A trial's stored full model. @throws FailedPreconditionError when it has none. */
+  async exportModel(trialId: string): Promise<StoredModel> {
+    const t = this.getTrial(trialId);
+    if (!t.modelRef) {
+      const keep = this.getSweep(t.config.sweepId).spec.keepModels ?? SPEC_DEFAULTS.keepModels;
+      throw new FailedPreconditionError(
+        `trial '${trialId}' has no stored model: sweep ${t.config.sweepId} keeps the models of its top ${keep} trial(s) by val accuracy (spec keepModels), once their worker has stored them`,
+      );
+    }
+    return this.models.get(MODELS_BUCKET, t.modelRef);
+  }
+
+  /**
+   * The trials of a sweep whose models are kept: the top `keepModels` by val
+   * accuracy among completed and stopped trials (ties: lower index first).
+   */
+  private topModelTrials(sweepId: string): Set<string> {
+    const keep = this.sweeps.get(sweepId)?.spec.keepModels ?? SPEC_DEFAULTS.keepModels;
+    const ranked = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])]
+      .filter((t) => (t.status === 'completed' || t.status === 'stopped') && t.valAccuracy !== null && Number.isFinite(t.valAccuracy))
+      .sort((a, b) => b.valAccuracy! - a.valAccuracy! || a.config.index - b.config.index);
+    return new Set(ranked.slice(0, keep).map((t) => t.config.trialId));
+  }
+
+  /**
+   * A worker stored a trial's model (after TrialFinished answered keep_model).
+   * Records it on the trial, then deletes every model of the sweep that is no
+   * longer in the top `keepModels`, this one included if a better trial
+   * finished in between. A model from an attempt that does not own the trial
+   * is deleted and refused.
+   */
+  async modelStored(r: ModelStoredInput): Promise<{ accepted: boolean; reason: string }> {
+    if (!r.modelRef) throw new InvalidArgumentError([{ field: 'model_ref', message: 'required' }], 'invalid report');
+    const t = this.trialFor(r.trialId);
+    const sweepId = t.config.sweepId;
+    return this.lock.run(`models:${sweepId}`, async () => {
+      const owned = await this.lock.run(`trial:${r.trialId}`, async () => {
+        if (r.attempt !== t.attempt || (t.status !== 'completed' && t.status !== 'stopped')) return false;
+        if (t.modelRef && t.modelRef !== r.modelRef) await this.models.delete(MODELS_BUCKET, t.modelRef);
+        await this.updateTrial(t, (x) => {
+          x.modelRef = r.modelRef;
+        });
+        return true;
+      });
+      if (!owned) {
+        await this.models.delete(MODELS_BUCKET, r.modelRef);
+        return { accepted: false, reason: `attempt ${r.attempt} does not own trial ${r.trialId} (status ${t.status}, attempt ${t.attempt}); model deleted` };
+      }
+      const top = this.topModelTrials(sweepId);
+      for (const other of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+        if (!other.modelRef || top.has(other.config.trialId)) continue;
+        await this.lock.run(`trial:${other.config.trialId}`, async () => {
+          const ref = other.modelRef!;
+          await this.models.delete(MODELS_BUCKET, ref);
+          await this.updateTrial(other, (x) => {
+            x.modelRef = '';
+          });
+          this.log.info('model.pruned', { sweepId, trialId: other.config.trialId, modelRef: ref });
+        });
+      }
+      const kept = top.has(r.trialId);
+      this.log.info('model.stored', { sweepId, trialId: r.trialId, modelRef: r.modelRef, kept });
+      return { accepted: true, reason: kept ? '' : 'no longer among the top keepModels trials; deleted' };
+    });
   }
 }
 
@@ -684,6 +775,8 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchP
     // so trials differ only in their hyperparameters (common random numbers).
     seed: spec.seed,
     split: spec.split,
+    ...(spec.weights?.[p.backbone] ? { weights: spec.weights[p.backbone] } : {}),
+    exportModel: (spec.keepModels ?? SPEC_DEFAULTS.keepModels) > 0,
     recipe: spec.recipe,
     augmentation: spec.augmentation ?? null,
   };

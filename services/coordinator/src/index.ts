@@ -34,6 +34,8 @@ export { TERMINAL_TRIAL_STATUSES, TRIAL_STATUSES } from './records.js';
 export type { TrialRecord, SweepRecord, TrialStatus, SweepStatus, EpochRecord, TrialTask } from './records.js';
 export { createLogger, parseLogLevel, silentLogger, LOG_LEVELS, LOG_LEVEL_VALUES } from './log.js';
 export type { Logger, LogLevel } from './log.js';
+export { ModelObjects } from './store/model-objects.js';
+export type { ModelUpload, StoredModel, StoredModelInfo, ModelBucket } from './store/model-objects.js';
 export { startDashboardServer } from './http/dashboard-server.js';
 export type { DashboardOptions, RunningDashboard } from './http/dashboard-server.js';
 export { paretoFront } from './http/api-routes.js';

@@ -35,6 +35,11 @@ export interface TrialRecord {
   totalParams: number;
   trainableParams: number;
   cutLayer: string;
+  /**
+   * Name of the trial's full model in the tlsweep-models bucket; '' (or
+   * absent, in records older than model export) when none is stored.
+   */
+  modelRef?: string;
   /** Backbone layers the unfreeze depth resolved to on the worker; 0 until the trial finishes. */
   unfreezeLayers: number;
   /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
@@ -93,6 +98,7 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     totalParams: 0,
     trainableParams: 0,
     cutLayer: '',
+    modelRef: '',
     unfreezeLayers: 0,
     earlyStops: [],
     testMetrics: null,

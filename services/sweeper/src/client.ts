@@ -4,9 +4,11 @@ import {
   SweepServiceClient,
   type LeaderboardQuery,
   type LeaderboardResponse,
+  type ModelChunk,
   type Sweep,
   type Trial,
   type TrialEvent,
+  type WeightsInfo,
 } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
 
 /** A gRPC failure as the CLI shows it: the status name and the server's message. */
@@ -30,7 +32,8 @@ export class TlsweepClient {
 
   constructor(readonly address: string) {
     const creds = grpc.credentials.createInsecure();
-    this.sweeps = new SweepServiceClient(address, creds);
+    // An exported model's first message carries its whole model.json, which can pass gRPC's 4 MiB default.
+    this.sweeps = new SweepServiceClient(address, creds, { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
     this.leaderboard = new LeaderboardServiceClient(address, creds);
   }
 
@@ -70,6 +73,49 @@ export class TlsweepClient {
     const call = this.sweeps.watchSweep({ sweepId, includeSnapshot });
     try {
       for await (const e of call as AsyncIterable<TrialEvent>) yield e;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      throw new ClientError(e.code, `${grpc.status[e.code]}: ${e.details || e.message}`);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  /**
+   * Streams weights to the coordinator, which stores them in the Object
+   * Store: model.json first, then the weight bytes in manifest order.
+   */
+  async pushWeights(name: string, modelJson: string, data: AsyncIterable<Uint8Array>): Promise<WeightsInfo> {
+    let settle!: { resolve: (w: WeightsInfo) => void; reject: (e: Error) => void };
+    const done = new Promise<WeightsInfo>((resolve, reject) => (settle = { resolve, reject }));
+    const call = this.sweeps.pushWeights((err, res) =>
+      err ? settle.reject(new ClientError(err.code, `${grpc.status[err.code]}: ${err.details || err.message}`)) : settle.resolve(res!),
+    );
+    // The server may answer (an error) while we still write; the answer is awaited below.
+    done.catch(() => {});
+    const write = async (m: { name: string; modelJson: string; data: Buffer }) => {
+      if (!call.write(m)) await new Promise<void>((r) => call.once('drain', () => r()));
+    };
+    try {
+      await write({ name, modelJson, data: Buffer.alloc(0) });
+      for await (const chunk of data) await write({ name: '', modelJson: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
+      call.end();
+    } catch (err) {
+      call.cancel();
+      // A write that failed because the server refused the push: its status says why.
+      throw (await done.then(() => null, (e: Error) => e)) ?? err;
+    }
+    return done;
+  }
+  listWeights(): Promise<WeightsInfo[]> {
+    return promisify<{ weights: WeightsInfo[] }>((cb) => this.sweeps.listWeights({}, cb)).then((r) => r.weights);
+  }
+
+  /** A trial's stored model: the first chunk has model_json and tlsweep_json, the rest weights.bin. */
+  async *exportModel(trialId: string): AsyncGenerator<ModelChunk> {
+    const call = this.sweeps.exportModel({ trialId });
+    try {
+      for await (const c of call as AsyncIterable<ModelChunk>) yield c;
     } catch (err) {
       const e = err as grpc.ServiceError;
       throw new ClientError(e.code, `${grpc.status[e.code]}: ${e.details || e.message}`);

@@ -29,6 +29,8 @@ export interface LeaderboardRow {
   weightsSource: string;
   worker: string;
   error: string;
+  /** Name of the trial's stored full model ('' when none is kept); `tlsweep export <trialId> <dir>` fetches it. */
+  modelRef: string;
   /** Why the scheduler stopped the trial early; '' when it did not. */
   stopReason: string;
   /** The epoch at which the scheduler stopped it; 0 when it did not. */
@@ -60,6 +62,7 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     weightsSource: t.weightsSource,
     worker: t.worker,
     error: t.error,
+    modelRef: t.modelRef,
     stopReason: t.stopReason,
     stoppedAtEpoch: t.stoppedAtEpoch,
   };
@@ -151,7 +154,8 @@ export function sweepsTable(sweeps: Sweep[], o: TableOptions = {}): string {
 export function sweepLine(s: Sweep): string {
   const c = s.counts!;
   const done = c.completed + c.failed + c.stopped + c.cancelled;
-  const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId})` : '';
+  const model = s.bestModelRef ? `, model kept` : '';
+  const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId}${model})` : '';
   return `${s.sweepId}  ${s.name}  ${s.status}  ${done}/${c.total} done (running ${c.running}, queued ${c.queued}, failed ${c.failed})${best}${s.reason ? `  — ${s.reason}` : ''}`;
 }
 

@@ -18,6 +18,8 @@ import type { TableOptions } from './table.js';
 import { InvalidArgumentError, parseSweepSpec } from '../../coordinator/src/index.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
+import { listWeights, pushWeights } from './commands/weights.js';
+import { exportTrialModel } from './commands/export.js';
 
 const HELP = `tlsweep — transfer-learning sweeps on a cluster
 
@@ -33,6 +35,11 @@ Usage:
                                               best trial of each, per-axis best/mean on shared values, the winner
   tlsweep trial <trialId> [--json]            one trial: config, history, test metrics per class, confusion matrix
   tlsweep cancel <sweepId> [--json]
+  tlsweep weights push <name> <dir>           store a tfjs model folder (model.json + shards) as objstore:<name>
+  tlsweep weights list [--json]               weights in the cluster's Object Store
+  tlsweep export <trialId> <dir>              write a kept trial's full model: model.json, weights.bin, tlsweep.json
+  tlsweep predict <dir> <images...> [--top N] [--json]
+                                              classify PNG/JPEG images with an exported model (no cluster needed)
   tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
                                               one layer's activation grid for an image (no --layer: list layers)
   tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
@@ -127,6 +134,15 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (cmd === 'predict') {
+    const [dir, ...images] = args;
+    if (!dir || images.length === 0) throw new UsageError('predict: give an exported model folder and images, e.g. `tlsweep predict ./best cat.jpg dog.png`');
+    // TensorFlow.js loads only for the commands that need it.
+    const [{ selectBackend }, { predictImages }] = await Promise.all([import('../../worker/src/engine/backend.js'), import('./commands/predict.js')]);
+    await selectBackend();
+    await predictImages(dir, images, { top: intOpt('top', o.top, 3), json: o.json });
+    return 0;
+  }
   if (cmd === 'k8s' && args[0] === 'render') {
     if (!args[1]) throw new UsageError('k8s render: give the overlay, e.g. `tlsweep k8s render gpu`');
     const { renderCommand } = await import('./commands/k8s.js');
@@ -214,6 +230,24 @@ async function main(argv: string[]): Promise<number> {
         if (args.length < 2) throw new UsageError('compare: give two sweep ids, e.g. `tlsweep compare s-1 s-2` (list them with `tlsweep status`)');
         await printCompare(client, args[0], args[1], { metric: o['sort-by'], json: o.json, table: tableOpts });
         return 0;
+      }
+      case 'export': {
+        if (!args[0] || !args[1]) throw new UsageError('export: give the trial id and a folder, e.g. `tlsweep export <trialId> ./best` (see `tlsweep leaderboard`)');
+        await exportTrialModel(client, args[0], args[1]);
+        return 0;
+      }
+      case 'weights': {
+        const [sub, name, dir] = args;
+        if (sub === 'list') {
+          await listWeights(client, { json: o.json });
+          return 0;
+        }
+        if (sub === 'push') {
+          if (!name || !dir) throw new UsageError('weights push: give a name and a tfjs model folder, e.g. `tlsweep weights push vgg16-imagenet ./vgg16`');
+          await pushWeights(client, name, dir);
+          return 0;
+        }
+        throw new UsageError('weights: use `tlsweep weights push <name> <dir>` or `tlsweep weights list`');
       }
       default:
         throw new UsageError(`unknown command '${cmd}'; run \`tlsweep help\``);

@@ -6,6 +6,7 @@
 export type TrialErrorCode =
   | 'INVALID_TRIAL' // the trial's own configuration can never work (unknown backbone, bad size)
   | 'DATASET' // the dataset is missing or unusable on this worker
+  | 'WEIGHTS' // the backbone's weights file is missing, unreachable or does not fit
   | 'TRAINING' // training threw; may be transient (memory pressure, a flaky backend)
   | 'REPORT' // the coordinator could not be reached in time
   | 'DRAINING'; // the worker is shutting down; the trial goes back to the queue
@@ -27,6 +28,7 @@ export function toTrialError(err: unknown): TrialError {
   const e = err as { name?: string; code?: string; retryable?: boolean; message?: string };
   const message = e?.message ?? String(err);
   if (e?.name === 'DatasetError') return new TrialError('DATASET', message, { retryable: false, cause: err });
+  if (e?.name === 'WeightsError' || e?.name === 'WeightsRefError') return new TrialError('WEIGHTS', message, { retryable: e.retryable ?? false, cause: err });
   if (e?.retryable === false) return new TrialError('INVALID_TRIAL', message, { retryable: false, cause: err });
   return new TrialError('TRAINING', message, { retryable: true, cause: err });
 }

@@ -13,6 +13,8 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -81,6 +83,8 @@ export interface Sweep {
   bestTrialId: string;
   bestValAccuracy: number;
   reason: string;
+  /** The best trial's stored model (see Trial.model_ref); empty while none is stored. */
+  bestModelRef: string;
 }
 
 export interface TrialEvent {
@@ -147,6 +151,11 @@ export interface Trial {
   weightsSource: string;
   totalParams: number;
   trainableParams: number;
+  /**
+   * The trial's full model in the tlsweep-models Object Store bucket (only
+   * the sweep's top keepModels trials keep one); empty when none is stored.
+   */
+  modelRef: string;
   /** The unfreeze depth as written (e.g. "11", "blocks:2", "at:block_14_add"); what group-by unfreeze shows. */
   unfreezeLabel: string;
   /**
@@ -275,6 +284,8 @@ export interface TrialFinishedRequest {
   pretrained: boolean;
   weightsSource: string;
   backend: string;
+  /** The worker holds the trained full model and can store it if asked (Ack.keep_model). */
+  hasModel: boolean;
   /** Backbone layers the unfreeze depth resolved to. */
   unfreezeLayers: number;
   earlyStops: EarlyStop[];
@@ -294,6 +305,63 @@ export interface TrialFailedRequest {
 export interface Ack {
   accepted: boolean;
   reason: string;
+  /**
+   * TrialFinished: the trial is among its sweep's top keepModels; store the
+   * model in the Object Store and report it with ModelStored.
+   */
+  keepModel: boolean;
+}
+
+/**
+ * `tlsweep weights push`, as a client stream: the first message names the
+ * weights and carries model.json (a tfjs layers-format manifest); every
+ * message may carry the next bytes of the weights, the manifest's shards
+ * joined in manifest order.
+ */
+export interface WeightsPushChunk {
+  name: string;
+  modelJson: string;
+  data: Buffer;
+}
+
+export interface WeightsInfo {
+  name: string;
+  /** What a spec's `weights` map takes: objstore:<name>. */
+  ref: string;
+  bytes: number;
+  /** SHA-256 of the weight bytes, hex (workers show its first 12 digits as the trial's weights source). */
+  sha256: string;
+  weightCount: number;
+  storedAtMs: number;
+}
+
+export interface WeightsListRequest {
+}
+
+export interface WeightsListResponse {
+  weights: WeightsInfo[];
+}
+
+export interface ModelExportRequest {
+  trialId: string;
+}
+
+/**
+ * ExportModel's stream: the first message has model_json, tlsweep_json and
+ * total_bytes; then data chunks of weights.bin in order.
+ */
+export interface ModelChunk {
+  modelJson: string;
+  tlsweepJson: string;
+  totalBytes: number;
+  data: Buffer;
+}
+
+export interface ModelStoredRequest {
+  trialId: string;
+  attempt: number;
+  /** Name of the model in the tlsweep-models bucket. */
+  modelRef: string;
 }
 
 function createBaseSubmitSweepRequest(): SubmitSweepRequest {
@@ -981,6 +1049,7 @@ function createBaseSweep(): Sweep {
     bestTrialId: "",
     bestValAccuracy: 0,
     reason: "",
+    bestModelRef: "",
   };
 }
 
@@ -1015,6 +1084,9 @@ export const Sweep: MessageFns<Sweep> = {
     }
     if (message.reason !== "") {
       writer.uint32(82).string(message.reason);
+    }
+    if (message.bestModelRef !== "") {
+      writer.uint32(242).string(message.bestModelRef);
     }
     return writer;
   },
@@ -1112,6 +1184,14 @@ export const Sweep: MessageFns<Sweep> = {
             message.reason = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.bestModelRef = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1160,6 +1240,11 @@ export const Sweep: MessageFns<Sweep> = {
         ? globalThis.Number(object.best_val_accuracy)
         : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      bestModelRef: isSet(object.bestModelRef)
+        ? globalThis.String(object.bestModelRef)
+        : isSet(object.best_model_ref)
+        ? globalThis.String(object.best_model_ref)
+        : "",
     };
   },
 
@@ -1195,6 +1280,9 @@ export const Sweep: MessageFns<Sweep> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.bestModelRef !== "") {
+      obj.bestModelRef = message.bestModelRef;
+    }
     return obj;
   },
 
@@ -1215,6 +1303,7 @@ export const Sweep: MessageFns<Sweep> = {
     message.bestTrialId = object.bestTrialId ?? "";
     message.bestValAccuracy = object.bestValAccuracy ?? 0;
     message.reason = object.reason ?? "";
+    message.bestModelRef = object.bestModelRef ?? "";
     return message;
   },
 };
@@ -1733,6 +1822,7 @@ function createBaseTrial(): Trial {
     weightsSource: "",
     totalParams: 0,
     trainableParams: 0,
+    modelRef: "",
     unfreezeLabel: "",
     unfreezeLayers: 0,
     earlyStops: [],
@@ -1819,6 +1909,9 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.trainableParams !== 0) {
       writer.uint32(200).uint64(message.trainableParams);
+    }
+    if (message.modelRef !== "") {
+      writer.uint32(482).string(message.modelRef);
     }
     if (message.unfreezeLabel !== "") {
       writer.uint32(322).string(message.unfreezeLabel);
@@ -2057,6 +2150,14 @@ export const Trial: MessageFns<Trial> = {
             message.trainableParams = longToNumber(reader.uint64());
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
           case 40: {
             if (tag !== 322) {
               break;
@@ -2198,6 +2299,11 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.trainable_params)
         ? globalThis.Number(object.trainable_params)
         : 0,
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
       unfreezeLabel: isSet(object.unfreezeLabel)
         ? globalThis.String(object.unfreezeLabel)
         : isSet(object.unfreeze_label)
@@ -2313,6 +2419,9 @@ export const Trial: MessageFns<Trial> = {
     if (message.trainableParams !== 0) {
       obj.trainableParams = Math.round(message.trainableParams);
     }
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
     if (message.unfreezeLabel !== "") {
       obj.unfreezeLabel = message.unfreezeLabel;
     }
@@ -2367,6 +2476,7 @@ export const Trial: MessageFns<Trial> = {
     message.weightsSource = object.weightsSource ?? "";
     message.totalParams = object.totalParams ?? 0;
     message.trainableParams = object.trainableParams ?? 0;
+    message.modelRef = object.modelRef ?? "";
     message.unfreezeLabel = object.unfreezeLabel ?? "";
     message.unfreezeLayers = object.unfreezeLayers ?? 0;
     message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
@@ -3765,6 +3875,7 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     pretrained: false,
     weightsSource: "",
     backend: "",
+    hasModel: false,
     unfreezeLayers: 0,
     earlyStops: [],
     testMetrics: undefined,
@@ -3818,6 +3929,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.backend !== "") {
       writer.uint32(122).string(message.backend);
+    }
+    if (message.hasModel !== false) {
+      writer.uint32(320).bool(message.hasModel);
     }
     if (message.unfreezeLayers !== 0) {
       writer.uint32(160).uint32(message.unfreezeLayers);
@@ -3967,6 +4081,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.backend = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.hasModel = reader.bool();
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -4064,6 +4186,11 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         ? globalThis.String(object.weights_source)
         : "",
       backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      hasModel: isSet(object.hasModel)
+        ? globalThis.Boolean(object.hasModel)
+        : isSet(object.has_model)
+        ? globalThis.Boolean(object.has_model)
+        : false,
       unfreezeLayers: isSet(object.unfreezeLayers)
         ? globalThis.Number(object.unfreezeLayers)
         : isSet(object.unfreeze_layers)
@@ -4134,6 +4261,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.backend !== "") {
       obj.backend = message.backend;
     }
+    if (message.hasModel !== false) {
+      obj.hasModel = message.hasModel;
+    }
     if (message.unfreezeLayers !== 0) {
       obj.unfreezeLayers = Math.round(message.unfreezeLayers);
     }
@@ -4169,6 +4299,7 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.pretrained = object.pretrained ?? false;
     message.weightsSource = object.weightsSource ?? "";
     message.backend = object.backend ?? "";
+    message.hasModel = object.hasModel ?? false;
     message.unfreezeLayers = object.unfreezeLayers ?? 0;
     message.earlyStops = object.earlyStops?.map((e) => EarlyStop.fromPartial(e)) || [];
     message.testMetrics = (object.testMetrics !== undefined && object.testMetrics !== null)
@@ -4319,7 +4450,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
 };
 
 function createBaseAck(): Ack {
-  return { accepted: false, reason: "" };
+  return { accepted: false, reason: "", keepModel: false };
 }
 
 export const Ack: MessageFns<Ack> = {
@@ -4329,6 +4460,9 @@ export const Ack: MessageFns<Ack> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.keepModel !== false) {
+      writer.uint32(24).bool(message.keepModel);
     }
     return writer;
   },
@@ -4362,6 +4496,14 @@ export const Ack: MessageFns<Ack> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.keepModel = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4378,6 +4520,11 @@ export const Ack: MessageFns<Ack> = {
     return {
       accepted: isSet(object.accepted) ? globalThis.Boolean(object.accepted) : false,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      keepModel: isSet(object.keepModel)
+        ? globalThis.Boolean(object.keepModel)
+        : isSet(object.keep_model)
+        ? globalThis.Boolean(object.keep_model)
+        : false,
     };
   },
 
@@ -4389,6 +4536,9 @@ export const Ack: MessageFns<Ack> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.keepModel !== false) {
+      obj.keepModel = message.keepModel;
+    }
     return obj;
   },
 
@@ -4399,6 +4549,701 @@ export const Ack: MessageFns<Ack> = {
     const message = createBaseAck();
     message.accepted = object.accepted ?? false;
     message.reason = object.reason ?? "";
+    message.keepModel = object.keepModel ?? false;
+    return message;
+  },
+};
+
+function createBaseWeightsPushChunk(): WeightsPushChunk {
+  return { name: "", modelJson: "", data: Buffer.alloc(0) };
+}
+
+export const WeightsPushChunk: MessageFns<WeightsPushChunk> = {
+  encode(message: WeightsPushChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.modelJson !== "") {
+      writer.uint32(18).string(message.modelJson);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WeightsPushChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWeightsPushChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.modelJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WeightsPushChunk {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      modelJson: isSet(object.modelJson)
+        ? globalThis.String(object.modelJson)
+        : isSet(object.model_json)
+        ? globalThis.String(object.model_json)
+        : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: WeightsPushChunk): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.modelJson !== "") {
+      obj.modelJson = message.modelJson;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WeightsPushChunk>): WeightsPushChunk {
+    return WeightsPushChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WeightsPushChunk>): WeightsPushChunk {
+    const message = createBaseWeightsPushChunk();
+    message.name = object.name ?? "";
+    message.modelJson = object.modelJson ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseWeightsInfo(): WeightsInfo {
+  return { name: "", ref: "", bytes: 0, sha256: "", weightCount: 0, storedAtMs: 0 };
+}
+
+export const WeightsInfo: MessageFns<WeightsInfo> = {
+  encode(message: WeightsInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.ref !== "") {
+      writer.uint32(18).string(message.ref);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(24).uint64(message.bytes);
+    }
+    if (message.sha256 !== "") {
+      writer.uint32(34).string(message.sha256);
+    }
+    if (message.weightCount !== 0) {
+      writer.uint32(40).uint32(message.weightCount);
+    }
+    if (message.storedAtMs !== 0) {
+      writer.uint32(49).double(message.storedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WeightsInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWeightsInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ref = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.weightCount = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.storedAtMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WeightsInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ref: isSet(object.ref) ? globalThis.String(object.ref) : "",
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      sha256: isSet(object.sha256) ? globalThis.String(object.sha256) : "",
+      weightCount: isSet(object.weightCount)
+        ? globalThis.Number(object.weightCount)
+        : isSet(object.weight_count)
+        ? globalThis.Number(object.weight_count)
+        : 0,
+      storedAtMs: isSet(object.storedAtMs)
+        ? globalThis.Number(object.storedAtMs)
+        : isSet(object.stored_at_ms)
+        ? globalThis.Number(object.stored_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: WeightsInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.ref !== "") {
+      obj.ref = message.ref;
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    if (message.sha256 !== "") {
+      obj.sha256 = message.sha256;
+    }
+    if (message.weightCount !== 0) {
+      obj.weightCount = Math.round(message.weightCount);
+    }
+    if (message.storedAtMs !== 0) {
+      obj.storedAtMs = floatToJson(message.storedAtMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WeightsInfo>): WeightsInfo {
+    return WeightsInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WeightsInfo>): WeightsInfo {
+    const message = createBaseWeightsInfo();
+    message.name = object.name ?? "";
+    message.ref = object.ref ?? "";
+    message.bytes = object.bytes ?? 0;
+    message.sha256 = object.sha256 ?? "";
+    message.weightCount = object.weightCount ?? 0;
+    message.storedAtMs = object.storedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseWeightsListRequest(): WeightsListRequest {
+  return {};
+}
+
+export const WeightsListRequest: MessageFns<WeightsListRequest> = {
+  encode(_: WeightsListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WeightsListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWeightsListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WeightsListRequest {
+    return {};
+  },
+
+  toJSON(_: WeightsListRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<WeightsListRequest>): WeightsListRequest {
+    return WeightsListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<WeightsListRequest>): WeightsListRequest {
+    const message = createBaseWeightsListRequest();
+    return message;
+  },
+};
+
+function createBaseWeightsListResponse(): WeightsListResponse {
+  return { weights: [] };
+}
+
+export const WeightsListResponse: MessageFns<WeightsListResponse> = {
+  encode(message: WeightsListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.weights) {
+      WeightsInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WeightsListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWeightsListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.weights.push(WeightsInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WeightsListResponse {
+    return {
+      weights: globalThis.Array.isArray(object?.weights) ? object.weights.map((e: any) => WeightsInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: WeightsListResponse): unknown {
+    const obj: any = {};
+    if (message.weights?.length) {
+      obj.weights = message.weights.map((e) => WeightsInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WeightsListResponse>): WeightsListResponse {
+    return WeightsListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WeightsListResponse>): WeightsListResponse {
+    const message = createBaseWeightsListResponse();
+    message.weights = object.weights?.map((e) => WeightsInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseModelExportRequest(): ModelExportRequest {
+  return { trialId: "" };
+}
+
+export const ModelExportRequest: MessageFns<ModelExportRequest> = {
+  encode(message: ModelExportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trialId !== "") {
+      writer.uint32(10).string(message.trialId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelExportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelExportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trialId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelExportRequest {
+    return {
+      trialId: isSet(object.trialId)
+        ? globalThis.String(object.trialId)
+        : isSet(object.trial_id)
+        ? globalThis.String(object.trial_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ModelExportRequest): unknown {
+    const obj: any = {};
+    if (message.trialId !== "") {
+      obj.trialId = message.trialId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ModelExportRequest>): ModelExportRequest {
+    return ModelExportRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ModelExportRequest>): ModelExportRequest {
+    const message = createBaseModelExportRequest();
+    message.trialId = object.trialId ?? "";
+    return message;
+  },
+};
+
+function createBaseModelChunk(): ModelChunk {
+  return { modelJson: "", tlsweepJson: "", totalBytes: 0, data: Buffer.alloc(0) };
+}
+
+export const ModelChunk: MessageFns<ModelChunk> = {
+  encode(message: ModelChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelJson !== "") {
+      writer.uint32(10).string(message.modelJson);
+    }
+    if (message.tlsweepJson !== "") {
+      writer.uint32(18).string(message.tlsweepJson);
+    }
+    if (message.totalBytes !== 0) {
+      writer.uint32(24).uint64(message.totalBytes);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(34).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelJson = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tlsweepJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelChunk {
+    return {
+      modelJson: isSet(object.modelJson)
+        ? globalThis.String(object.modelJson)
+        : isSet(object.model_json)
+        ? globalThis.String(object.model_json)
+        : "",
+      tlsweepJson: isSet(object.tlsweepJson)
+        ? globalThis.String(object.tlsweepJson)
+        : isSet(object.tlsweep_json)
+        ? globalThis.String(object.tlsweep_json)
+        : "",
+      totalBytes: isSet(object.totalBytes)
+        ? globalThis.Number(object.totalBytes)
+        : isSet(object.total_bytes)
+        ? globalThis.Number(object.total_bytes)
+        : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ModelChunk): unknown {
+    const obj: any = {};
+    if (message.modelJson !== "") {
+      obj.modelJson = message.modelJson;
+    }
+    if (message.tlsweepJson !== "") {
+      obj.tlsweepJson = message.tlsweepJson;
+    }
+    if (message.totalBytes !== 0) {
+      obj.totalBytes = Math.round(message.totalBytes);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ModelChunk>): ModelChunk {
+    return ModelChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ModelChunk>): ModelChunk {
+    const message = createBaseModelChunk();
+    message.modelJson = object.modelJson ?? "";
+    message.tlsweepJson = object.tlsweepJson ?? "";
+    message.totalBytes = object.totalBytes ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseModelStoredRequest(): ModelStoredRequest {
+  return { trialId: "", attempt: 0, modelRef: "" };
+}
+
+export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
+  encode(message: ModelStoredRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trialId !== "") {
+      writer.uint32(10).string(message.trialId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.modelRef !== "") {
+      writer.uint32(26).string(message.modelRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelStoredRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelStoredRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trialId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelStoredRequest {
+    return {
+      trialId: isSet(object.trialId)
+        ? globalThis.String(object.trialId)
+        : isSet(object.trial_id)
+        ? globalThis.String(object.trial_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: ModelStoredRequest): unknown {
+    const obj: any = {};
+    if (message.trialId !== "") {
+      obj.trialId = message.trialId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ModelStoredRequest>): ModelStoredRequest {
+    return ModelStoredRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ModelStoredRequest>): ModelStoredRequest {
+    const message = createBaseModelStoredRequest();
+    message.trialId = object.trialId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.modelRef = object.modelRef ?? "";
     return message;
   },
 };
@@ -4450,6 +5295,45 @@ export const SweepServiceService = {
     responseSerialize: (value: Sweep): Buffer => Buffer.from(Sweep.encode(value).finish()),
     responseDeserialize: (value: Buffer): Sweep => Sweep.decode(value),
   },
+  /** Stores backbone weights in the tlsweep-weights Object Store bucket. */
+  pushWeights: {
+    path: "/tlsweep.v1.SweepService/PushWeights" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: WeightsPushChunk): Buffer => Buffer.from(WeightsPushChunk.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WeightsPushChunk => WeightsPushChunk.decode(value),
+    responseSerialize: (value: WeightsInfo): Buffer => Buffer.from(WeightsInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WeightsInfo => WeightsInfo.decode(value),
+  },
+  listWeights: {
+    path: "/tlsweep.v1.SweepService/ListWeights" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WeightsListRequest): Buffer => Buffer.from(WeightsListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WeightsListRequest => WeightsListRequest.decode(value),
+    responseSerialize: (value: WeightsListResponse): Buffer => Buffer.from(WeightsListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WeightsListResponse => WeightsListResponse.decode(value),
+  },
+  /** Streams a trial's stored full model (see Trial.model_ref). */
+  exportModel: {
+    path: "/tlsweep.v1.SweepService/ExportModel" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ModelExportRequest): Buffer => Buffer.from(ModelExportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModelExportRequest => ModelExportRequest.decode(value),
+    responseSerialize: (value: ModelChunk): Buffer => Buffer.from(ModelChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModelChunk => ModelChunk.decode(value),
+  },
+  /** A worker stored a trial's model after Ack.keep_model; models that fell out of the sweep's top are deleted. */
+  modelStored: {
+    path: "/tlsweep.v1.SweepService/ModelStored" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModelStoredRequest): Buffer => Buffer.from(ModelStoredRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModelStoredRequest => ModelStoredRequest.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
 } as const;
 
 export interface SweepServiceServer extends UntypedServiceImplementation {
@@ -4458,6 +5342,13 @@ export interface SweepServiceServer extends UntypedServiceImplementation {
   listSweeps: handleUnaryCall<ListSweepsRequest, ListSweepsResponse>;
   watchSweep: handleServerStreamingCall<WatchSweepRequest, TrialEvent>;
   cancelSweep: handleUnaryCall<CancelSweepRequest, Sweep>;
+  /** Stores backbone weights in the tlsweep-weights Object Store bucket. */
+  pushWeights: handleClientStreamingCall<WeightsPushChunk, WeightsInfo>;
+  listWeights: handleUnaryCall<WeightsListRequest, WeightsListResponse>;
+  /** Streams a trial's stored full model (see Trial.model_ref). */
+  exportModel: handleServerStreamingCall<ModelExportRequest, ModelChunk>;
+  /** A worker stored a trial's model after Ack.keep_model; models that fell out of the sweep's top are deleted. */
+  modelStored: handleUnaryCall<ModelStoredRequest, Ack>;
 }
 
 export interface SweepServiceClient extends Client {
@@ -4523,6 +5414,61 @@ export interface SweepServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Sweep) => void,
+  ): ClientUnaryCall;
+  /** Stores backbone weights in the tlsweep-weights Object Store bucket. */
+  pushWeights(
+    callback: (error: ServiceError | null, response: WeightsInfo) => void,
+  ): ClientWritableStream<WeightsPushChunk>;
+  pushWeights(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WeightsInfo) => void,
+  ): ClientWritableStream<WeightsPushChunk>;
+  pushWeights(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WeightsInfo) => void,
+  ): ClientWritableStream<WeightsPushChunk>;
+  pushWeights(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WeightsInfo) => void,
+  ): ClientWritableStream<WeightsPushChunk>;
+  listWeights(
+    request: WeightsListRequest,
+    callback: (error: ServiceError | null, response: WeightsListResponse) => void,
+  ): ClientUnaryCall;
+  listWeights(
+    request: WeightsListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WeightsListResponse) => void,
+  ): ClientUnaryCall;
+  listWeights(
+    request: WeightsListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WeightsListResponse) => void,
+  ): ClientUnaryCall;
+  /** Streams a trial's stored full model (see Trial.model_ref). */
+  exportModel(request: ModelExportRequest, options?: Partial<CallOptions>): ClientReadableStream<ModelChunk>;
+  exportModel(
+    request: ModelExportRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ModelChunk>;
+  /** A worker stored a trial's model after Ack.keep_model; models that fell out of the sweep's top are deleted. */
+  modelStored(
+    request: ModelStoredRequest,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  modelStored(
+    request: ModelStoredRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  modelStored(
+    request: ModelStoredRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
   ): ClientUnaryCall;
 }
 
@@ -4722,6 +5668,14 @@ export const ReportServiceClient = makeGenericClientConstructor(
   service: typeof ReportServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;

@@ -33,6 +33,7 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     weightsSource: t.weightsSource,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
+    modelRef: t.modelRef ?? '',
     unfreezeLabel: unfreezeLabelOf(t),
     unfreezeLayers: t.unfreezeLayers ?? 0,
     // Records stored before early stopping existed have no list.
@@ -109,5 +110,6 @@ export function sweepToPb(s: SweepRecord, counts: TrialCounts, best: TrialRecord
     bestTrialId: best?.config.trialId ?? '',
     bestValAccuracy: best?.valAccuracy ?? NaN,
     reason: s.reason,
+    bestModelRef: best?.modelRef ?? '',
   };
 }

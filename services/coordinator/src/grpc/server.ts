@@ -17,6 +17,7 @@ import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { earlyStopFromPb, epochFromPb, epochToPb, sweepToPb, testMetricsFromPb, trialToPb } from './convert.js';
+import { exportModelHandler, pushWeightsHandler, weightsInfoToPb } from './model-streams.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tlsweep.proto', import.meta.url));
 
@@ -122,6 +123,10 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
         end();
       }
     },
+    pushWeights: pushWeightsHandler(c),
+    listWeights: unary(async () => ({ weights: (await c.listWeights()).map(weightsInfoToPb) })),
+    exportModel: exportModelHandler(c),
+    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
   };
 
   const leaderboard: LeaderboardServiceServer = {
@@ -159,7 +164,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
         earlyStops: r.earlyStops.map(earlyStopFromPb),
       }),
     ),
-    trialFailed: unary((r) => c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })),
+    trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
   };
 
   server.addService(SweepServiceService, sweeps);

@@ -109,6 +109,14 @@ export interface SweepSpecInput {
   maxParallel?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
+  /**
+   * Backbone weights to load instead of the backbone's own, per backbone:
+   * `{ tiny_cnn: 'objstore:my-weights' }` (forms: weights/weights-ref.ts).
+   * @default {} (mobilenet_v2: nsfwjs weights; others: random init)
+   */
+  weights?: Record<string, string>;
+  /** Keep the full models of the best N trials (by val accuracy) in the Object Store for `tlsweep export`; 0 keeps none. @default 1 */
+  keepModels?: number;
   /** Recipe knobs (apply to every trial), see recipe-options.ts and README "Fine-tuning recipe". */
   l2?: number;
   binaryHead?: Recipe['binaryHead'];
@@ -154,6 +162,10 @@ export interface SweepSpec {
   maxTrials: number | null;
   maxParallel: number;
   split: { valFraction: number; testFraction: number };
+  /** Absent in sweeps stored before weights existed. */
+  weights?: Record<string, string>;
+  /** Absent in sweeps stored before model export existed: read as SPEC_DEFAULTS.keepModels. */
+  keepModels?: number;
   /** Recipe knobs with defaults filled (RECIPE_DEFAULTS). */
   recipe: Recipe;
   augmentation: AugmentationConfig | null;
@@ -172,6 +184,7 @@ export const SPEC_DEFAULTS = {
   maxParallel: 4,
   valFraction: 0.15,
   testFraction: 0.15,
+  keepModels: 1,
   tpe: { nStartupTrials: 10, gamma: 0.25, nEiCandidates: 24, metric: 'val_accuracy' as SchedulerMetricName },
   scheduler: { kind: 'fifo' as SchedulerKind, metric: 'val_accuracy' as SchedulerMetricName, gracePeriod: 1, reductionFactor: 3, minSamples: 3 },
 } as const;
@@ -207,6 +220,10 @@ export interface TrialConfig {
   batchSize: number;
   seed: number;
   split: { valFraction: number; testFraction: number };
+  /** Weights ref for this trial's backbone (spec `weights`); absent: the backbone's own. */
+  weights?: string;
+  /** Ask the worker for the trained full model, so it can be kept if the trial ranks in the top `keepModels`. */
+  exportModel?: boolean;
   /** Recipe knobs; absent in trials queued before they existed (then RECIPE_DEFAULTS). */
   recipe?: Recipe;
   /** Absent in trials stored before augmentation existed: read it as `?? null`. */

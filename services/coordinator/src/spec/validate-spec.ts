@@ -6,6 +6,7 @@ import { validateScheduler } from './validate-scheduler.js';
 import { isRangeInput, validateRange, validateTpe } from './validate-search.js';
 import type { NumericRange } from './sweep-spec.js';
 import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/catalog.js';
+import { parseWeightsRef } from '../../../worker/src/engine/weights/weights-ref.js';
 import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
 import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
@@ -13,6 +14,7 @@ import { normalizeAugmentation } from '../../../worker/src/engine/augment-config
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'weights', 'keepModels',
   ...RECIPE_FIELDS,
   'augmentation',
   'scheduler', 'tpe',
@@ -117,6 +119,8 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     }
   }
 
+  const weights = validateWeights(o.weights, backbones, v);
+  const keepModels = opt(o, 'keepModels', SPEC_DEFAULTS.keepModels as number, (x, f) => int(x, f, v, 0, 100, 'an integer in 0..100 (0 keeps no model)'));
   const augmentation = normalizeAugmentation(o.augmentation, v);
   const longestTrial = headEpochs !== undefined && fineTuneEpochs !== undefined
     ? headEpochs + (unfreeze?.some(unfreezesAnything) ? fineTuneEpochs : 0)
@@ -160,6 +164,8 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     maxTrials,
     maxParallel: maxParallel!,
     split,
+    weights,
+    keepModels: keepModels!,
     recipe,
     augmentation,
     scheduler,
@@ -167,6 +173,34 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     dropoutRange,
     tpe,
   };
+}
+
+/** `weights: {<backbone>: <ref>}`: each key a backbone of this spec, each value a well-formed ref. */
+function validateWeights(raw: unknown, backbones: string[] | undefined, v: FieldViolation[]): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    v.push({ field: 'weights', message: 'must be a mapping {<backbone>: <weights ref>}' });
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const [b, ref] of Object.entries(raw as Record<string, unknown>)) {
+    const field = `weights.${b}`;
+    if (!backboneInfo(b)) {
+      v.push({ field, message: `unknown backbone; known: ${KNOWN_BACKBONES.join(', ')}` });
+      continue;
+    }
+    if (backbones && !backbones.includes(b)) {
+      v.push({ field, message: `backbone ${b} is not in backbones (${backbones.join(', ')})` });
+      continue;
+    }
+    try {
+      parseWeightsRef(ref as string);
+      out[b] = ref as string;
+    } catch (err) {
+      v.push({ field, message: (err as Error).message });
+    }
+  }
+  return out;
 }
 
 function validateDataset(d: unknown, field: string, v: FieldViolation[]): DatasetSpec | undefined {

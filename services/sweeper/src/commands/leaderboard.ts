@@ -51,6 +51,8 @@ export async function printLeaderboard(client: TlsweepClient, o: LeaderboardOpti
   const sources = new Map<string, string>();
   for (const r of rows) if (r.weightsSource) sources.set(r.backbone, r.weightsSource);
   for (const [backbone, src] of sources) out(`weights of ${backbone}: ${src}`);
+  const kept = rows.filter((r) => r.modelRef);
+  if (kept.length > 0) out(`models kept: ${kept.map((r) => r.trialId).join(', ')} (\`tlsweep export <trialId> <dir>\`)`);
   if (groups) out('\n' + groups);
   return rows;
 }

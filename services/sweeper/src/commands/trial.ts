@@ -13,6 +13,8 @@ export interface TrialView {
   backend: string;
   pretrained: boolean;
   weightsSource: string;
+  /** The stored full model ('' when none is kept): `tlsweep export <trialId> <dir>` fetches it. */
+  modelRef: string;
   worker: string;
   totalParams: number;
   trainableParams: number;
@@ -59,6 +61,7 @@ export function toTrialView(t: Trial): TrialView {
     backend: t.backend,
     pretrained: t.pretrained,
     weightsSource: t.weightsSource,
+    modelRef: t.modelRef,
     worker: t.worker,
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
@@ -101,6 +104,7 @@ export function formatTrial(v: TrialView): string {
   out.push(`backend ${v.backend || '-'}, weights ${weights}, worker ${v.worker || '-'}`);
   out.push(`params ${v.totalParams.toLocaleString('en-US')} total, ${v.trainableParams.toLocaleString('en-US')} trainable`);
   if (v.unfreezeLayers > 0) out.push(`unfreeze ${v.unfreezeLabel}: ${v.unfreezeLayers} backbone layers`);
+  if (v.modelRef) out.push(`model kept: \`tlsweep export ${v.trialId} <dir>\``);
   out.push('', 'config:');
   for (const [key, value] of Object.entries(v.config)) {
     if (HIDDEN_CONFIG.has(key) || value === null || value === undefined) continue;

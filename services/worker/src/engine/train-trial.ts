@@ -16,6 +16,8 @@ import { resolveUnfreeze, stageAt, unfreezeStages } from './unfreeze.js';
 import { releaseLayers } from './tail-model.js';
 import { computeTrialFeatures, mapSplits, type FeatureMemoRef, type Splits } from './trial-features.js';
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { WeightsAccess } from './weights/read-weights.js';
+import { exportFullModel, type ExportedModel } from './export-model.js';
 import type { AugmentationConfig } from './augment-config.js';
 import { passInput } from './augmented-passes.js';
 import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
@@ -49,6 +51,8 @@ export interface TrialHyperparams extends Partial<Recipe> {
   batchSize: number;
   /** Seeds initializers, dropout masks and shuffling. */
   seed: number;
+  /** Backbone weights to load instead of its own (a ref, see weights/weights-ref.ts). @default the backbone's own */
+  weightsRef?: string;
   /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
   augmentation?: AugmentationConfig | null;
 }
@@ -88,6 +92,10 @@ export interface TrainHooks {
 export interface TrainOptions {
   /** Reuse frozen-prefix features computed by earlier trials on the same data (see feature-memo.ts). @default none */
   featureMemo?: FeatureMemoRef;
+  /** How `objstore:` weights refs are read. @default none */
+  weightsAccess?: WeightsAccess;
+  /** Serialise the trained full model (backbone + head) into `TrialOutcome.model` (export-model.ts). @default false */
+  exportModel?: boolean;
 }
 
 export interface TrialOutcome {
@@ -114,6 +122,8 @@ export interface TrialOutcome {
   /** What early stopping did, one entry per phase it watched. */
   earlyStops: EarlyStopReport[];
   history: EpochReport[];
+  /** The trained full model, when `TrainOptions.exportModel` asked for it. */
+  model?: ExportedModel;
   /** The final model on the test split: accuracy, top-5, per class, confusion matrix (metrics.ts). */
   testMetrics: ClassificationMetrics;
   /** Wall seconds per phase. */
@@ -231,7 +241,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
   const timer = new PhaseTimer();
   hooks = timer.wrap(hooks);
   const recipe = validate(hp, data);
-  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed });
+  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weightsRef: hp.weightsRef, weightsAccess: opts.weightsAccess });
   const layerCount = backbone.model.layers.length;
   let depth: ReturnType<typeof resolveUnfreeze>;
   let classWeight: Record<number, number> | undefined;
@@ -348,6 +358,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
     const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
+    const model = opts.exportModel ? await exportFullModel(backbone, head, data.classNames) : undefined;
     return {
       valAccuracy: val.accuracy,
       valLoss: val.loss,
@@ -365,6 +376,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       unfreezeLayers: depth.layers,
       earlyStops,
       history,
+      ...(model ? { model } : {}),
       testMetrics,
       phaseSeconds: timer.stop(),
     };

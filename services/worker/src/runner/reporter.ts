@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   ReportServiceClient,
+  SweepServiceClient,
+  type ModelStoredRequest,
   type Ack,
   type Decision,
   type ReportEpochRequest,
@@ -28,11 +30,14 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDE
  */
 export class Reporter {
   private readonly client: ReportServiceClient;
+  /** ModelStored lives on SweepService. */
+  private readonly sweeps: SweepServiceClient;
   private readonly retryMs: number;
   private readonly callTimeoutMs: number;
 
   constructor(opts: ReporterOptions) {
     this.client = new ReportServiceClient(opts.address, grpc.credentials.createInsecure());
+    this.sweeps = new SweepServiceClient(opts.address, grpc.credentials.createInsecure());
     this.retryMs = opts.retryMs ?? 120_000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
   }
@@ -50,8 +55,13 @@ export class Reporter {
     return this.call('TrialFailed', (cb, o) => this.client.trialFailed(r, new grpc.Metadata(), o, cb));
   }
 
+  modelStored(r: ModelStoredRequest): Promise<Ack> {
+    return this.call('ModelStored', (cb, o) => this.sweeps.modelStored(r, new grpc.Metadata(), o, cb));
+  }
+
   close(): void {
     this.client.close();
+    this.sweeps.close();
   }
 
   private async call<T>(name: string, invoke: (cb: (err: grpc.ServiceError | null, res?: T) => void, opts: Partial<grpc.CallOptions>) => void): Promise<T> {

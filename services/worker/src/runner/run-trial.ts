@@ -7,6 +7,13 @@ import { FeatureMemo } from '../engine/feature-memo.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { FeatureCacheListener } from '../engine/feature-cache/tiered-lookup.js';
 import { TrialError } from '../errors.js';
+import type { WeightsAccess } from '../engine/weights/read-weights.js';
+
+/** What the worker lends a trial besides its config. */
+export interface RunTrialOptions {
+  /** How `objstore:` weights are read (the worker's NATS connection). @default none */
+  weightsAccess?: WeightsAccess;
+}
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
@@ -30,7 +37,7 @@ export interface WorkerFeatureCache {
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
  */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache): Promise<TrialOutcome> {
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
   const cache: WorkerFeatureCache = featureCache instanceof FeatureMemo ? { memo: featureCache } : (featureCache ?? {});
   let size: [number, number];
   try {
@@ -58,13 +65,14 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
         fineTuneLrFactor: config.fineTuneLrFactor,
         batchSize: config.batchSize,
         seed: config.seed,
+        ...(config.weights ? { weightsRef: config.weights } : {}),
         // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
         ...config.recipe,
         augmentation: config.augmentation ?? null,
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemoRef(cache, dataKey) },
+      { featureMemo: featureMemoRef(cache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false },
     );
   } finally {
     disposeDataset(data);

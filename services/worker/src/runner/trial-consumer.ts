@@ -4,6 +4,8 @@ import { TRIAL_STREAM, WORKER_CONSUMER, testMetricsToPb, type Logger, type Trial
 import { toTrialError, TrialError } from '../errors.js';
 import type { Reporter } from './reporter.js';
 import { runTrial } from './run-trial.js';
+import { storeTrialModel } from './store-model.js';
+import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
@@ -24,6 +26,8 @@ export interface TrialConsumerOptions {
   maxTrials?: number;
   /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
   featureMemo?: FeatureMemo;
+  /** Object Store weights (`objstore:` refs) kept between this process's trials. @default 1 GiB */
+  weightsCacheBytes?: number;
   /** Feature-cache tiers behind the memo, fastest first: local disk, the NATS Object Store. @default none */
   featureStores?: readonly FeatureStore[];
   /** Prometheus metrics to update. @default none */
@@ -39,8 +43,11 @@ export class TrialConsumer {
   private draining = false;
   private done: Promise<void> | null = null;
   private trialsRun = 0;
+  private readonly weightsCache: WeightsCache;
 
-  constructor(private readonly o: TrialConsumerOptions) {}
+  constructor(private readonly o: TrialConsumerOptions) {
+    this.weightsCache = new WeightsCache(o.weightsCacheBytes ?? 1024 ** 3);
+  }
 
   /** Starts the pull loop; resolves when it ends (drain or maxTrials). */
   run(): Promise<void> {
@@ -94,6 +101,17 @@ export class TrialConsumer {
     this.o.log.info('worker.stopped_pulling', { trialsRun: this.trialsRun });
   }
 
+  /** Uploads a top trial's model and reports it; failures cost the model, never the result. */
+  private async storeModel(cfg: TrialTask['config'], attempt: number, outcome: Parameters<typeof storeTrialModel>[2], log: Logger): Promise<void> {
+    try {
+      const modelRef = await storeTrialModel(this.o.nc, cfg, outcome);
+      const ack = await this.o.reporter.modelStored({ trialId: cfg.trialId, attempt, modelRef });
+      log.info('trial.model_stored', { modelRef, kept: ack.accepted && !ack.reason, reason: ack.reason });
+    } catch (err) {
+      log.warn('trial.model_not_stored', { error: (err as Error).message });
+    }
+  }
+
   private async handle(msg: JsMsg, maxDeliver: number): Promise<void> {
     let task: TrialTask;
     try {
@@ -145,7 +163,7 @@ export class TrialConsumer {
         memo: this.o.featureMemo,
         stores: this.o.featureStores,
         onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
-      });
+      }, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
@@ -165,6 +183,7 @@ export class TrialConsumer {
         pretrained: outcome.pretrained,
         weightsSource: outcome.weightsSource,
         backend: outcome.backend,
+        hasModel: outcome.model !== undefined,
         testMetrics: testMetricsToPb(outcome.testMetrics),
         phaseSeconds: outcome.phaseSeconds,
       });
@@ -178,6 +197,8 @@ export class TrialConsumer {
       msg.ack();
       metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
       log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
+      // After the ack: the result is kept whatever happens here. A worker that dies now leaves the trial without a model.
+      if (fin.keepModel) await this.storeModel(cfg, attempt, outcome, log);
     } catch (err) {
       const te = toTrialError(err);
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;

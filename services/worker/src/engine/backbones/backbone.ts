@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PreprocessMode } from '../preprocess.js';
+import type { WeightsAccess } from '../weights/read-weights.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
@@ -44,6 +45,14 @@ export interface BackboneOptions {
    * weights are always random). @default 'bundled'
    */
   weights?: BackboneWeights;
+  /**
+   * A tfjs layers-format model whose weights then replace every weight of the
+   * backbone, matched by `<layer>/<weight>` name (forms: weights/weights-ref.ts);
+   * the backbone is built as `weights` says first. @default none: the backbone's own weights
+   */
+  weightsRef?: string;
+  /** How `objstore:` weights refs are reached (the worker's NATS connection). @default none */
+  weightsAccess?: WeightsAccess;
 }
 
 /** Which weights {@link BackboneOptions} asks for. */

@@ -10,6 +10,7 @@ import { buildInceptionV3, loadInceptionV3 } from './inception-v3.js';
 import { buildNasNetMobile } from './nasnet-mobile.js';
 import { buildTinyCnn } from './tiny-cnn.js';
 import { buildVgg16 } from './vgg16.js';
+import { loadWeightsInto } from '../weights/load-weights.js';
 
 export { KNOWN_BACKBONES };
 
@@ -71,5 +72,13 @@ export async function loadBackbone(name: string, opts: BackboneOptions = {}): Pr
   if (!WEIGHTS.includes(weights)) {
     throw new EngineConfigError(`weights must be one of ${WEIGHTS.join(', ')}; got ${String(opts.weights)}`);
   }
-  return entryFor(name).load(size, seed, weights);
+  const backbone = await entryFor(name).load(size, seed, weights);
+  if (opts.weightsRef === undefined) return backbone;
+  try {
+    const loaded = await loadWeightsInto(backbone.model, opts.weightsRef, opts.weightsAccess);
+    return { ...backbone, pretrained: true, weightsSource: loaded.source };
+  } catch (err) {
+    backbone.model.dispose();
+    throw err;
+  }
 }
