@@ -8,6 +8,15 @@ import {
   type Trial,
   type TrialEvent,
 } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
+import { channelCredentials, clientOptions, type ClientTls } from '../../coordinator/src/grpc/client-credentials.js';
+
+/** How the CLI authenticates to the coordinator. */
+export interface ClientAuth {
+  /** Bearer token (operator to submit/cancel, reader to read). @default none */
+  token?: string;
+  /** TLS to the coordinator. @default plaintext */
+  tls?: ClientTls | null;
+}
 
 /** A gRPC failure as the CLI shows it: the status name and the server's message. */
 export class ClientError extends Error {
@@ -28,10 +37,10 @@ export class TlsweepClient {
   private readonly sweeps: SweepServiceClient;
   private readonly leaderboard: LeaderboardServiceClient;
 
-  constructor(readonly address: string) {
-    const creds = grpc.credentials.createInsecure();
-    this.sweeps = new SweepServiceClient(address, creds);
-    this.leaderboard = new LeaderboardServiceClient(address, creds);
+  constructor(readonly address: string, auth: ClientAuth = {}) {
+    const creds = channelCredentials(auth.tls ?? null);
+    this.sweeps = new SweepServiceClient(address, creds, clientOptions(auth.token));
+    this.leaderboard = new LeaderboardServiceClient(address, creds, clientOptions(auth.token));
   }
 
   /** Waits until the channel is connected, or fails with a hint. */

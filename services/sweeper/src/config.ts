@@ -1,5 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { clientTlsFromEnv, clientTokenFromEnv } from '../../coordinator/src/config.js';
+import type { ClientAuth } from './client.js';
 
 /** Written by `tlsweep up` so later commands in the same folder find the cluster. */
 export const CLUSTER_FILE = join('.tlsweep', 'cluster.json');
@@ -44,4 +46,9 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Process
   const out: NodeJS.ProcessEnv = {};
   for (const k of Object.keys(env)) if (k.startsWith('TLSWEEP_') && k !== 'TLSWEEP_COORDINATOR' && k !== 'TLSWEEP_NATS_URL') out[k] = env[k];
   return out;
+}
+
+/** Token (--token, then TLSWEEP_TOKEN / TLSWEEP_TOKEN_FILE) and TLS files (TLSWEEP_TLS_CA_FILE, TLSWEEP_TLS_CLIENT_CERT_FILE/_KEY_FILE) of CLI calls. */
+export function resolveClientAuth(tokenFlag: string | undefined, env: NodeJS.ProcessEnv = process.env): ClientAuth {
+  return { token: clientTokenFromEnv(env, tokenFlag), tls: clientTlsFromEnv(env) };
 }

@@ -8,7 +8,7 @@ import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
 import { printTrial } from './commands/trial.js';
-import { clusterEnv, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
+import { clusterEnv, removeClusterFile, resolveClientAuth, resolveCoordinator, writeClusterFile } from './config.js';
 import { sweepLine } from './format.js';
 import { startLocalCluster } from './local-cluster.js';
 import { runDemo } from './commands/demo.js';
@@ -32,6 +32,8 @@ Usage:
 Options:
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
                             started by \`tlsweep up\` in this folder, then 127.0.0.1:50051)
+  --token TOKEN             bearer token (default: $TLSWEEP_TOKEN, $TLSWEEP_TOKEN_FILE); TLS: $TLSWEEP_TLS_CA_FILE,
+                            $TLSWEEP_TLS_CLIENT_CERT_FILE + $TLSWEEP_TLS_CLIENT_KEY_FILE (see README, Security)
 Axes for --group-by: backbone, unfreeze, learning_rate, dropout, dataset, status
 Metrics for --sort-by: val_accuracy (default), test_accuracy, val_loss, test_loss, seconds, epochs`;
 
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       coordinator: { type: 'string' },
+      token: { type: 'string' },
       workers: { type: 'string' },
       spec: { type: 'string' },
       watch: { type: 'boolean' },
@@ -95,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const client = new TlsweepClient(resolveCoordinator(o.coordinator));
+  const client = new TlsweepClient(resolveCoordinator(o.coordinator), resolveClientAuth(o.token));
   try {
     await client.ready();
     switch (cmd) {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { clientTlsFromEnv, clientTokenFromEnv, natsAuthFromEnv, type ClientTls, type NatsAuth } from '../../coordinator/src/index.js';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -22,6 +23,12 @@ export interface WorkerConfig {
   featureMemoMb: number;
   /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
   metricsAddress: string;
+  /** TLSWEEP_TOKEN or TLSWEEP_TOKEN_FILE: the worker-role bearer token for ReportService. @default '' */
+  token: string;
+  /** TLSWEEP_TLS_CA_FILE, TLSWEEP_TLS_CLIENT_CERT_FILE/_KEY_FILE, TLSWEEP_TLS=on: TLS to the coordinator. @default null (plaintext) */
+  tls: ClientTls | null;
+  /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS. @default null */
+  natsAuth: NatsAuth | null;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -40,6 +47,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
     metricsAddress: env.TLSWEEP_METRICS_ADDRESS ?? '',
     featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
+    token: clientTokenFromEnv(env),
+    tls: clientTlsFromEnv(env),
+    natsAuth: natsAuthFromEnv(env),
   };
 }
 

@@ -226,12 +226,18 @@ export interface Decision {
   /** CONTINUE | STOP */
   action: string;
   reason: string;
+  /** TrialStarted only: the lease of (trial, attempt). Every later report of this attempt must carry it. */
+  leaseToken: string;
 }
 
 export interface ReportEpochRequest {
   trialId: string;
   attempt: number;
-  metrics?: EpochMetrics | undefined;
+  metrics?:
+    | EpochMetrics
+    | undefined;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface TrialFinishedRequest {
@@ -252,7 +258,11 @@ export interface TrialFinishedRequest {
   weightsSource: string;
   backend: string;
   testMetrics?: TrialTestMetrics | undefined;
-  phaseSeconds?: PhaseSeconds | undefined;
+  phaseSeconds?:
+    | PhaseSeconds
+    | undefined;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface TrialFailedRequest {
@@ -262,6 +272,8 @@ export interface TrialFailedRequest {
   code: string;
   /** True when the worker will let the queue redeliver the trial. */
   retrying: boolean;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface Ack {
@@ -3292,7 +3304,7 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
 };
 
 function createBaseDecision(): Decision {
-  return { action: "", reason: "" };
+  return { action: "", reason: "", leaseToken: "" };
 }
 
 export const Decision: MessageFns<Decision> = {
@@ -3302,6 +3314,9 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(82).string(message.leaseToken);
     }
     return writer;
   },
@@ -3335,6 +3350,14 @@ export const Decision: MessageFns<Decision> = {
             message.reason = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3351,6 +3374,11 @@ export const Decision: MessageFns<Decision> = {
     return {
       action: isSet(object.action) ? globalThis.String(object.action) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3362,6 +3390,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -3372,12 +3403,13 @@ export const Decision: MessageFns<Decision> = {
     const message = createBaseDecision();
     message.action = object.action ?? "";
     message.reason = object.reason ?? "";
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
 
 function createBaseReportEpochRequest(): ReportEpochRequest {
-  return { trialId: "", attempt: 0, metrics: undefined };
+  return { trialId: "", attempt: 0, metrics: undefined, leaseToken: "" };
 }
 
 export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
@@ -3390,6 +3422,9 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     }
     if (message.metrics !== undefined) {
       EpochMetrics.encode(message.metrics, writer.uint32(26).fork()).join();
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -3431,6 +3466,14 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
             message.metrics = EpochMetrics.decode(reader, reader.uint32());
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3452,6 +3495,11 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       metrics: isSet(object.metrics) ? EpochMetrics.fromJSON(object.metrics) : undefined,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3466,6 +3514,9 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     if (message.metrics !== undefined) {
       obj.metrics = EpochMetrics.toJSON(message.metrics);
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -3479,6 +3530,7 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     message.metrics = (object.metrics !== undefined && object.metrics !== null)
       ? EpochMetrics.fromPartial(object.metrics)
       : undefined;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
@@ -3502,6 +3554,7 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     backend: "",
     testMetrics: undefined,
     phaseSeconds: undefined,
+    leaseToken: "",
   };
 }
 
@@ -3557,6 +3610,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.phaseSeconds !== undefined) {
       PhaseSeconds.encode(message.phaseSeconds, writer.uint32(250).fork()).join();
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -3710,6 +3766,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3785,6 +3849,11 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.phase_seconds)
         ? PhaseSeconds.fromJSON(object.phase_seconds)
         : undefined,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3841,6 +3910,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.phaseSeconds !== undefined) {
       obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -3870,12 +3942,13 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
 
 function createBaseTrialFailedRequest(): TrialFailedRequest {
-  return { trialId: "", attempt: 0, error: "", code: "", retrying: false };
+  return { trialId: "", attempt: 0, error: "", code: "", retrying: false, leaseToken: "" };
 }
 
 export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
@@ -3894,6 +3967,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     }
     if (message.retrying !== false) {
       writer.uint32(40).bool(message.retrying);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -3951,6 +4027,14 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
             message.retrying = reader.bool();
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3974,6 +4058,11 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       retrying: isSet(object.retrying) ? globalThis.Boolean(object.retrying) : false,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3994,6 +4083,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     if (message.retrying !== false) {
       obj.retrying = message.retrying;
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -4007,6 +4099,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     message.error = object.error ?? "";
     message.code = object.code ?? "";
     message.retrying = object.retrying ?? false;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
