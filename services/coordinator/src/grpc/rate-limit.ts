@@ -37,9 +37,13 @@ export class RateLimiter {
   }
 }
 
-/** The client a call counts against: its token (hashed, never kept in clear) or, without one, its peer host. */
-export function clientKey(md: grpc.Metadata, peer: string): string {
-  const token = bearerToken(md);
+/**
+ * The client a call counts against: its token (hashed, never kept in clear)
+ * when tokens are checked, else its peer host (an unchecked token would let
+ * a client pick a fresh bucket per call).
+ */
+export function clientKey(md: grpc.Metadata, peer: string, byToken: boolean): string {
+  const token = byToken ? bearerToken(md) : '';
   if (token) return `token:${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
   // Peer is host:port; the port changes per connection, the host is the client.
   return `peer:${peer.replace(/:\d+$/, '')}`;
@@ -51,12 +55,12 @@ export function clientKey(md: grpc.Metadata, peer: string): string {
  * trailing metadata (gRPC's retry pushback header is for the client's own
  * retry policy; a named header is simpler for the CLI to show).
  */
-export function rateLimitInterceptor(limiter: RateLimiter, methods: ReadonlySet<string>): grpc.ServerInterceptor {
+export function rateLimitInterceptor(limiter: RateLimiter, methods: ReadonlySet<string>, byToken: boolean): grpc.ServerInterceptor {
   return (method, call) => {
     if (!methods.has(method.path)) return new grpc.ServerInterceptingCall(call);
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((md, next) => {
-        const waitMs = limiter.take(clientKey(md, call.getPeer()));
+        const waitMs = limiter.take(clientKey(md, call.getPeer(), byToken));
         if (waitMs === 0) return next(md);
         const trailer = new grpc.Metadata();
         trailer.set('retry-after-ms', String(waitMs));

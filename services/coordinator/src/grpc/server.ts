@@ -138,7 +138,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
   const creds = serverCredentials(tls);
   // Auth runs first (interceptors see metadata in array order), so an unauthenticated flood cannot spend a client's submissions.
   const interceptors = [authInterceptor(tokens)];
-  if (opts.submitRatePerMinute) interceptors.push(rateLimitInterceptor(new RateLimiter(opts.submitRatePerMinute), RATE_LIMITED));
+  if (opts.submitRatePerMinute) interceptors.push(rateLimitInterceptor(new RateLimiter(opts.submitRatePerMinute), RATE_LIMITED, tokensEnabled(tokens)));
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, interceptors });
   // Each open WatchSweep stream and how to end it (unsubscribe included).
   const watchers = new Map<grpc.ServerWritableStream<unknown, unknown>, () => void>();
