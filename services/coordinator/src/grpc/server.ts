@@ -222,7 +222,10 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
   };
   const reports: ReportServiceServer = {
     trialStarted: unary(async (r) => {
-      const d = await c.trialStarted({ ...r, trialId: required('trial_id', r.trialId) });
+      const trialId = required('trial_id', r.trialId);
+      // JetStream counts deliveries from 1; 0 would read as "never started".
+      if (r.attempt < 1) throw new InvalidArgumentError([{ field: 'attempt', message: 'must be >= 1 (the JetStream delivery count of the trial message)' }], 'invalid report');
+      const d = await c.trialStarted({ ...r, trialId });
       return { action: d.action, reason: d.reason, leaseToken: d.leaseToken ?? '' };
     }),
     reportEpoch: unary((r) => {
