@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseLogLevel, type LogLevel } from './log.js';
+import type { RoleTokens } from './grpc/auth.js';
+import type { TlsServerOptions } from './grpc/server.js';
+import type { NatsAuth } from './nats-auth.js';
+import type { ClientTls } from './grpc/client-credentials.js';
 
 /** Coordinator settings; the only module of the coordinator that reads the environment. */
 export interface CoordinatorConfig {
@@ -22,6 +26,25 @@ export interface CoordinatorConfig {
   readerTokens?: string[];
   /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
   logLevel?: LogLevel;
+  /** TLSWEEP_OPERATOR_TOKENS / _WORKER_ / _READER_ (comma-separated) or their `_FILE` variants (one per line). @default none: no authentication (loopback only) */
+  tokens?: RoleTokens;
+  /**
+   * TLSWEEP_TLS_CERT_FILE + TLSWEEP_TLS_KEY_FILE (PEM), TLSWEEP_TLS_CA_FILE (client CA),
+   * TLSWEEP_TLS_CLIENT_AUTH=require|none (mTLS). @default null: plaintext (loopback only)
+   */
+  tls?: TlsServerOptions | null;
+  /** TLSWEEP_LEASE_SECRET or TLSWEEP_LEASE_SECRET_FILE: key of the per-attempt lease tokens. @default random, kept in KV `tlsweep-coordinator` */
+  leaseSecret?: string | null;
+  /** TLSWEEP_GRPC_MAX_MESSAGE_BYTES: largest gRPC message either way. @default 16777216 */
+  maxMessageBytes?: number;
+  /** TLSWEEP_MAX_TRIALS_PER_SWEEP. @default 10000 (also the hard ceiling) */
+  maxTrialsPerSweep?: number;
+  /** TLSWEEP_MAX_RUNNING_SWEEPS: sweeps running at once; 0 = unlimited. @default 0 */
+  maxRunningSweeps?: number;
+  /** TLSWEEP_SUBMIT_RATE: SubmitSweep calls a minute per client (token or peer host); 0 = unlimited. @default 0 */
+  submitRatePerMinute?: number;
+  /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS (a .creds file). @default none */
+  natsAuth?: NatsAuth | null;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -34,7 +57,42 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     httpAddress: env.TLSWEEP_HTTP_ADDRESS === 'off' ? null : env.TLSWEEP_HTTP_ADDRESS || '127.0.0.1:8080',
     readerTokens: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
     logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
+    tokens: {
+      operator: readTokens(env.TLSWEEP_OPERATOR_TOKENS, env.TLSWEEP_OPERATOR_TOKENS_FILE),
+      worker: readTokens(env.TLSWEEP_WORKER_TOKENS, env.TLSWEEP_WORKER_TOKENS_FILE),
+      reader: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
+    },
+    tls: serverTls(env),
+    leaseSecret: env.TLSWEEP_LEASE_SECRET || (env.TLSWEEP_LEASE_SECRET_FILE ? readFileSync(env.TLSWEEP_LEASE_SECRET_FILE, 'utf8').trim() : null),
+    maxMessageBytes: intEnv(env, 'TLSWEEP_GRPC_MAX_MESSAGE_BYTES', 16 * 1024 * 1024, 1024),
+    maxTrialsPerSweep: intEnv(env, 'TLSWEEP_MAX_TRIALS_PER_SWEEP', 10_000, 1),
+    maxRunningSweeps: intEnv(env, 'TLSWEEP_MAX_RUNNING_SWEEPS', 0, 0),
+    submitRatePerMinute: intEnv(env, 'TLSWEEP_SUBMIT_RATE', 0, 0),
+    natsAuth: natsAuthFromEnv(env),
   };
+}
+
+/** NATS credentials from TLSWEEP_NATS_USER/PASSWORD or TLSWEEP_NATS_CREDS (shared with the worker's config). */
+export function natsAuthFromEnv(env: NodeJS.ProcessEnv): NatsAuth | null {
+  if (env.TLSWEEP_NATS_CREDS) return { creds: readFileSync(env.TLSWEEP_NATS_CREDS) };
+  if (env.TLSWEEP_NATS_USER) {
+    if (!env.TLSWEEP_NATS_PASSWORD) throw new Error('TLSWEEP_NATS_PASSWORD: required with TLSWEEP_NATS_USER');
+    return { user: env.TLSWEEP_NATS_USER, pass: env.TLSWEEP_NATS_PASSWORD };
+  }
+  return null;
+}
+
+function serverTls(env: NodeJS.ProcessEnv): TlsServerOptions | null {
+  const { TLSWEEP_TLS_CERT_FILE: cert, TLSWEEP_TLS_KEY_FILE: key, TLSWEEP_TLS_CA_FILE: ca } = env;
+  const clientAuth = env.TLSWEEP_TLS_CLIENT_AUTH || 'none';
+  if (clientAuth !== 'require' && clientAuth !== 'none') throw new Error(`TLSWEEP_TLS_CLIENT_AUTH: must be require or none; got ${JSON.stringify(clientAuth)}`);
+  if (!cert && !key) {
+    if (clientAuth === 'require') throw new Error('TLSWEEP_TLS_CLIENT_AUTH=require needs TLS: set TLSWEEP_TLS_CERT_FILE and TLSWEEP_TLS_KEY_FILE');
+    return null;
+  }
+  if (!cert || !key) throw new Error('TLSWEEP_TLS_CERT_FILE and TLSWEEP_TLS_KEY_FILE: give both or neither');
+  if (clientAuth === 'require' && !ca) throw new Error('TLSWEEP_TLS_CLIENT_AUTH=require needs TLSWEEP_TLS_CA_FILE (the CA client certificates must chain to)');
+  return { cert: readFileSync(cert), key: readFileSync(key), ca: ca ? readFileSync(ca) : null, requireClientCert: clientAuth === 'require' };
 }
 
 function readTokens(list: string | undefined, file: string | undefined): string[] {
@@ -49,4 +107,26 @@ export function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: 
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer >= ${min}; got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/**
+ * TLS to the coordinator for clients (CLI, worker): on when TLSWEEP_TLS=on
+ * or any of TLSWEEP_TLS_CA_FILE (CA to trust), TLSWEEP_TLS_CLIENT_CERT_FILE
+ * and TLSWEEP_TLS_CLIENT_KEY_FILE (mTLS) is set. @default null: plaintext
+ */
+export function clientTlsFromEnv(env: NodeJS.ProcessEnv): ClientTls | null {
+  const { TLSWEEP_TLS_CA_FILE: ca, TLSWEEP_TLS_CLIENT_CERT_FILE: cert, TLSWEEP_TLS_CLIENT_KEY_FILE: key } = env;
+  const flag = env.TLSWEEP_TLS ?? '';
+  if (!['', 'on', 'off'].includes(flag)) throw new Error(`TLSWEEP_TLS: must be on or off; got ${JSON.stringify(flag)}`);
+  if (flag === 'off' || (flag === '' && !ca && !cert && !key)) return null;
+  if (!!cert !== !!key) throw new Error('TLSWEEP_TLS_CLIENT_CERT_FILE and TLSWEEP_TLS_CLIENT_KEY_FILE: give both or neither');
+  return { ca: ca ? readFileSync(ca) : null, cert: cert ? readFileSync(cert) : null, key: key ? readFileSync(key) : null };
+}
+
+/** A client's bearer token: `flag` (--token), then TLSWEEP_TOKEN, then the first line of TLSWEEP_TOKEN_FILE. @default '' */
+export function clientTokenFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
+  if (flag) return flag;
+  if (env.TLSWEEP_TOKEN) return env.TLSWEEP_TOKEN.trim();
+  if (env.TLSWEEP_TOKEN_FILE) return readFileSync(env.TLSWEEP_TOKEN_FILE, 'utf8').split('\n')[0]!.trim();
+  return '';
 }

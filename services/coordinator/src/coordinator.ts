@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { TRIAL_STREAM, WORKER_CONSUMER } from './queue/names.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from './errors.js';
+import { loadLeaseSigner, type LeaseSigner } from './lease.js';
 import { newSweepId, trialIdOf } from './ids.js';
 import { KeyedLock } from './keyed-lock.js';
 import { queryLeaderboard, type LeaderboardQueryInput, type LeaderboardResult } from './leaderboard/leaderboard.js';
@@ -21,7 +22,7 @@ import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
 import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
-import { datasetLabel, SPEC_DEFAULTS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
+import { datasetLabel, SPEC_DEFAULTS, SPEC_LIMITS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
@@ -40,6 +41,12 @@ export interface CoordinatorOptions {
   replicas?: number;
   /** Early-stopping rule for sweeps whose spec names none (`scheduler.kind: fifo`). @default FIFO (never stops) */
   scheduler?: Scheduler;
+  /** Key of the per-attempt lease tokens (TLSWEEP_LEASE_SECRET). @default a random secret kept in KV bucket `tlsweep-coordinator` */
+  leaseSecret?: string | null;
+  /** Sweeps running at once; a further submit gets RESOURCE_EXHAUSTED. 0 = unlimited. @default 0 */
+  maxRunningSweeps?: number;
+  /** Trials one sweep may have (at most SPEC_LIMITS.maxTrialsPerSweep). @default SPEC_LIMITS.maxTrialsPerSweep */
+  maxTrialsPerSweep?: number;
 }
 
 /** What watchers of a sweep receive. */
@@ -54,6 +61,8 @@ export interface SweepEvent {
 export interface Decision {
   action: 'CONTINUE' | 'STOP';
   reason: string;
+  /** TrialStarted with CONTINUE: the lease token every later report of this attempt must carry. */
+  leaseToken?: string;
 }
 
 export interface TrialStartedInput { trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string }
@@ -99,8 +108,13 @@ export class Coordinator {
   /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
   private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
 
-  private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, opts: CoordinatorOptions) {
+  private readonly maxRunningSweeps: number;
+  private readonly maxTrialsPerSweep: number;
+
+  private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, private readonly lease: LeaseSigner, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
+    this.maxRunningSweeps = opts.maxRunningSweeps ?? 0;
+    this.maxTrialsPerSweep = Math.min(opts.maxTrialsPerSweep ?? SPEC_LIMITS.maxTrialsPerSweep, SPEC_LIMITS.maxTrialsPerSweep);
     this.scheduler = opts.scheduler ?? new FifoScheduler();
     this.events.setMaxListeners(0);
   }
@@ -110,7 +124,8 @@ export class Coordinator {
     const store = await StateStore.open(opts.nc, { replicas: opts.replicas });
     const queue = await TrialQueue.open(opts.nc, opts.queue);
     const models = await ModelObjects.open(opts.nc, { replicas: opts.replicas });
-    const c = new Coordinator(store, queue, models, opts);
+    const lease = await loadLeaseSigner(opts.nc, { configured: opts.leaseSecret, replicas: opts.replicas });
+    const c = new Coordinator(store, queue, models, lease, opts);
     await c.rebuild();
     c.watchAdvisories(opts.nc);
     return c;
@@ -256,9 +271,20 @@ export class Coordinator {
     const sweepId = newSweepId();
     // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
     const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
+    if (trialCount > this.maxTrialsPerSweep) {
+      const field = isIncremental(spec) || spec.search === 'random' ? 'maxTrials' : 'backbones';
+      throw new InvalidArgumentError([{ field, message: `the sweep has ${trialCount} trials; this coordinator allows at most ${this.maxTrialsPerSweep} per sweep (TLSWEEP_MAX_TRIALS_PER_SWEEP)` }], 'invalid sweep spec');
+    }
     const sweep: SweepRecord = { sweepId, spec, status: 'running', trialCount, reason: '', createdAtMs: Date.now(), finishedAtMs: 0 };
-    await this.store.putSweep(sweep);
-    this.sweeps.set(sweepId, sweep);
+    // Counting and storing under one lock, so two submits at once cannot both take the last slot.
+    await this.lock.run('submit', async () => {
+      const running = [...this.sweeps.values()].filter((s) => s.status === 'running').length;
+      if (this.maxRunningSweeps > 0 && running >= this.maxRunningSweeps) {
+        throw new ResourceExhaustedError(`${running} sweeps are running, the most this coordinator runs at once (TLSWEEP_MAX_RUNNING_SWEEPS=${this.maxRunningSweeps}); submit again when one finishes or cancel one`);
+      }
+      await this.store.putSweep(sweep);
+      this.sweeps.set(sweepId, sweep);
+    });
     // From here the sweep is stored: failing the call would make a retrying user submit it twice.
     // If writing its trials or queueing them fails, finish that in the background instead.
     try {
@@ -513,6 +539,18 @@ export class Coordinator {
     return this.getTrial(trialId);
   }
 
+  /**
+   * Refuses a report that does not carry the lease token TrialStarted gave
+   * this (trial, attempt): only the worker that started the attempt may
+   * report on it. Checked by the gRPC layer before anything is applied.
+   * @throws NotFoundError for an unknown trial, PermissionDeniedError for a missing or wrong token.
+   */
+  checkLease(trialId: string, attempt: number, token: string): void {
+    this.trialFor(trialId);
+    if (!token) throw new PermissionDeniedError(`lease_token: required; report with the token TrialStarted returned for attempt ${attempt} of trial '${trialId}'`);
+    if (!this.lease.verify(trialId, attempt, token)) throw new PermissionDeniedError(`lease_token: not the lease of attempt ${attempt} of trial '${trialId}'; only the worker that started this attempt may report on it`);
+  }
+
   /** A worker took a trial. STOP tells it to drop the trial (cancelled sweep, finished trial, stale attempt). */
   async trialStarted(r: TrialStartedInput): Promise<Decision> {
     const t = this.trialFor(r.trialId);
@@ -535,7 +573,7 @@ export class Coordinator {
       this.schedulers.get(t.config.sweepId)?.forget?.(r.trialId);
       this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
-      return { action: 'CONTINUE', reason: '' };
+      return { action: 'CONTINUE', reason: '', leaseToken: this.lease.token(r.trialId, r.attempt) };
     });
   }
 

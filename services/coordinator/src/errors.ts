@@ -6,6 +6,9 @@ export type CoordinatorErrorCode =
   | 'NOT_FOUND'
   | 'FAILED_PRECONDITION'
   | 'UNAVAILABLE'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 /** Base class: every error the coordinator raises on purpose has a code. */
@@ -57,6 +60,33 @@ export class FailedPreconditionError extends CoordinatorError {
   }
 }
 
+/** No credentials, or ones nobody issued (a missing or unknown bearer token). */
+export class UnauthenticatedError extends CoordinatorError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+/** Known caller, wrong role (or a report without the trial's lease). */
+export class PermissionDeniedError extends CoordinatorError {
+  constructor(message: string) {
+    super('PERMISSION_DENIED', message);
+    this.name = 'PermissionDeniedError';
+  }
+}
+
+/** A limit was reached (running sweeps, submissions per minute); the same call may work later. */
+export class ResourceExhaustedError extends CoordinatorError {
+  /** When a retry may succeed, if known. */
+  readonly retryAfterMs: number | null;
+  constructor(message: string, retryAfterMs: number | null = null) {
+    super('RESOURCE_EXHAUSTED', message, { retryable: true });
+    this.name = 'ResourceExhaustedError';
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 const NATS_TRANSIENT_ERRORS = new Set(['TimeoutError', 'NoRespondersError', 'RequestError', 'ClosedConnectionError', 'DrainingConnectionError', 'ConnectionError']);
 
 /** Maps any thrown value to a gRPC status code and message. */
@@ -67,6 +97,9 @@ export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string 
       NOT_FOUND: GrpcStatus.NOT_FOUND,
       FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
       UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+      UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+      PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
+      RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
       INTERNAL: GrpcStatus.INTERNAL,
     }[err.code];
     return { code, details: err.message };

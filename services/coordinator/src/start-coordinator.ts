@@ -5,6 +5,7 @@ import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { startDashboardServer, type RunningDashboard } from './http/dashboard-server.js';
 import { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 import { silentLogger, type Logger } from './log.js';
+import { natsAuthOptions } from './nats-auth.js';
 
 export interface RunningCoordinator {
   coordinator: Coordinator;
@@ -21,14 +22,32 @@ export interface RunningCoordinator {
 /** Connects to NATS, rebuilds state from JetStream, serves gRPC. */
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
   // Reconnect forever: a restarted nats-server must not take the coordinator down.
-  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
-  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas } });
-  const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
+  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator', ...natsAuthOptions(cfg.natsAuth) });
+  let coordinator: Coordinator;
+  let grpc: RunningGrpcServer;
+  try {
+    coordinator = await Coordinator.start({
+      nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas },
+      leaseSecret: cfg.leaseSecret, maxRunningSweeps: cfg.maxRunningSweeps, maxTrialsPerSweep: cfg.maxTrialsPerSweep,
+    });
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  try {
+    grpc = await startGrpcServer(coordinator, {
+      address: cfg.grpcAddress, log, tls: cfg.tls, tokens: cfg.tokens, maxMessageBytes: cfg.maxMessageBytes, submitRatePerMinute: cfg.submitRatePerMinute,
+    });
+  } catch (err) {
+    coordinator.close();
+    await nc.close();
+    throw err;
+  }
   const metrics = createCoordinatorMetrics(coordinator, { queueDepth: () => coordinator.queueLag() });
   let dashboard: RunningDashboard | null = null;
   if (cfg.httpAddress) {
     try {
-      dashboard = await startDashboardServer(coordinator, { address: cfg.httpAddress, readerTokens: cfg.readerTokens, metrics, log });
+      dashboard = await startDashboardServer(coordinator, { address: cfg.httpAddress, readerTokens: [...(cfg.readerTokens ?? []), ...(cfg.tokens?.operator ?? [])], metrics, log });
     } catch (err) {
       await grpc.close();
       coordinator.close();

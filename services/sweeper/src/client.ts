@@ -10,6 +10,15 @@ import {
   type TrialEvent,
   type WeightsInfo,
 } from '../../../proto/generated/tlsweep/v1/tlsweep.js';
+import { channelCredentials, clientOptions, type ClientTls } from '../../coordinator/src/grpc/client-credentials.js';
+
+/** How the CLI authenticates to the coordinator. */
+export interface ClientAuth {
+  /** Bearer token (operator to submit/cancel, reader to read). @default none */
+  token?: string;
+  /** TLS to the coordinator. @default plaintext */
+  tls?: ClientTls | null;
+}
 
 /** A gRPC failure as the CLI shows it: the status name and the server's message. */
 export class ClientError extends Error {
@@ -30,11 +39,11 @@ export class TlsweepClient {
   private readonly sweeps: SweepServiceClient;
   private readonly leaderboard: LeaderboardServiceClient;
 
-  constructor(readonly address: string) {
-    const creds = grpc.credentials.createInsecure();
+  constructor(readonly address: string, auth: ClientAuth = {}) {
+    const creds = channelCredentials(auth.tls ?? null);
     // An exported model's first message carries its whole model.json, which can pass gRPC's 4 MiB default.
-    this.sweeps = new SweepServiceClient(address, creds, { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-    this.leaderboard = new LeaderboardServiceClient(address, creds);
+    this.sweeps = new SweepServiceClient(address, creds, { ...clientOptions(auth.token), 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    this.leaderboard = new LeaderboardServiceClient(address, creds, clientOptions(auth.token));
   }
 
   /** Waits until the channel is connected, or fails with a hint. */

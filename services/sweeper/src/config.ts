@@ -1,5 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { clientTlsFromEnv, clientTokenFromEnv } from '../../coordinator/src/config.js';
+import type { ClientAuth } from './client.js';
 
 /** Written by `tlsweep up` so later commands in the same folder find the cluster. */
 export const CLUSTER_FILE = join('.tlsweep', 'cluster.json');
@@ -55,4 +57,9 @@ export function colorWanted(o: { isTTY: boolean | undefined; noColorFlag?: boole
   if (o.noColorFlag || !o.isTTY) return false;
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   return env.TERM !== 'dumb';
+}
+
+/** Token (--token, then TLSWEEP_TOKEN / TLSWEEP_TOKEN_FILE) and TLS files (TLSWEEP_TLS_CA_FILE, TLSWEEP_TLS_CLIENT_CERT_FILE/_KEY_FILE) of CLI calls. */
+export function resolveClientAuth(tokenFlag: string | undefined, env: NodeJS.ProcessEnv = process.env): ClientAuth {
+  return { token: clientTokenFromEnv(env, tokenFlag), tls: clientTlsFromEnv(env) };
 }

@@ -8,7 +8,7 @@ import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
 import { watchSweep } from './commands/watch.js';
 import { printTrial } from './commands/trial.js';
-import { clusterEnv, colorWanted, removeClusterFile, resolveCoordinator, writeClusterFile } from './config.js';
+import { clusterEnv, colorWanted, removeClusterFile, resolveClientAuth, resolveCoordinator, writeClusterFile } from './config.js';
 import { sweepLine, sweepsTable } from './format.js';
 import { explainError, SpecError, UsageError, type ErrorContext } from './cli-errors.js';
 import { printCompare } from './commands/compare.js';
@@ -54,6 +54,8 @@ Options:
   --json                    machine-readable output on every read command (no progress bar)
   --coordinator host:port   coordinator gRPC address (default: $TLSWEEP_COORDINATOR, then the cluster
                             started by \`tlsweep up\` in this folder, then 127.0.0.1:50051)
+  --token TOKEN             bearer token (default: $TLSWEEP_TOKEN, $TLSWEEP_TOKEN_FILE); TLS: $TLSWEEP_TLS_CA_FILE,
+                            $TLSWEEP_TLS_CLIENT_CERT_FILE + $TLSWEEP_TLS_CLIENT_KEY_FILE (see README, Security)
 Axes for --group-by: backbone, unfreeze, learning_rate, dropout, dataset, status
 Metrics for --sort-by: val_accuracy (default), test_accuracy, val_loss, test_loss, seconds, epochs`;
 
@@ -63,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       coordinator: { type: 'string' },
+      token: { type: 'string' },
       workers: { type: 'string' },
       spec: { type: 'string' },
       watch: { type: 'boolean' },
@@ -172,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
   ctx.coordinator = resolveCoordinator(o.coordinator);
   ctx.sweepId = cmd === 'trial' ? undefined : args[0] ?? o.sweep;
   ctx.trialId = cmd === 'trial' ? args[0] : undefined;
-  const client = new TlsweepClient(ctx.coordinator);
+  const client = new TlsweepClient(ctx.coordinator, resolveClientAuth(o.token));
   try {
     await client.ready();
     switch (cmd) {

@@ -12,6 +12,10 @@ export interface NatsServerOptions {
   binary?: string;
   /** Give up waiting for the server after this long. @default 15000 ms */
   startTimeoutMs?: number;
+  /** A nats-server config file (`-c`), e.g. deploy/nats/nats-server.conf; port and store dir above still apply. @default none */
+  configFile?: string;
+  /** Extra environment of the server process (the config file's `$VAR` references). @default none */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningNatsServer {
@@ -46,7 +50,10 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Run
   const launch = () =>
     new Promise<number>((resolve, reject) => {
       // Own process group: a Ctrl-C meant for the CLI must not stop NATS before the workers have drained.
-      child = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      const config = opts.configFile ? ['-c', opts.configFile] : [];
+      child = spawn(bin, [...config, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+        stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      });
       let log = '';
       const timer = setTimeout(() => {
         child.kill('SIGKILL');

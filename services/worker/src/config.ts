@@ -1,6 +1,7 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLevel, type LogLevel } from '../../coordinator/src/log.js';
+import { clientTlsFromEnv, clientTokenFromEnv, natsAuthFromEnv, type ClientTls, type NatsAuth } from '../../coordinator/src/index.js';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -32,6 +33,12 @@ export interface WorkerConfig {
   metricsAddress: string;
   /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
   logLevel: LogLevel;
+  /** TLSWEEP_TOKEN or TLSWEEP_TOKEN_FILE: the worker-role bearer token for ReportService. @default '' */
+  token: string;
+  /** TLSWEEP_TLS_CA_FILE, TLSWEEP_TLS_CLIENT_CERT_FILE/_KEY_FILE, TLSWEEP_TLS=on: TLS to the coordinator. @default null (plaintext) */
+  tls: ClientTls | null;
+  /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS. @default null */
+  natsAuth: NatsAuth | null;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -54,6 +61,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     featureCacheMb: intEnv(env, 'TLSWEEP_FEATURE_CACHE_MB', 4096, 0),
     featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 8192, 0),
     logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
+    token: clientTokenFromEnv(env),
+    tls: clientTlsFromEnv(env),
+    natsAuth: natsAuthFromEnv(env),
   };
 }
 

@@ -1,6 +1,6 @@
 /** Worker process entry point: `tsx services/worker/src/main.ts`. */
 import { connect } from '@nats-io/transport-node';
-import { createLogger } from '../../coordinator/src/index.js';
+import { createLogger, natsAuthOptions } from '../../coordinator/src/index.js';
 import { loadConfig } from './config.js';
 import { selectBackend } from './engine/backend.js';
 import { FeatureMemo } from './engine/feature-memo.js';
@@ -17,7 +17,7 @@ try {
   const log = createLogger('worker', { worker: cfg.workerId }, undefined, cfg.logLevel);
   const backend = await selectBackend(cfg.backend || undefined);
   log.info('worker.backend', { backend: backend.name, tried: backend.tried });
-  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}` });
+  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: `tlsweep-worker-${cfg.workerId}`, ...natsAuthOptions(cfg.natsAuth) });
   const featureMemo = new FeatureMemo(cfg.featureMemoMb * 1024 * 1024);
   const featureStores: FeatureStore[] = [];
   const onWarning = (event: string, fields: Record<string, unknown>) => log.warn(event, fields);
@@ -32,7 +32,7 @@ try {
   }
   const metrics = new WorkerMetrics({ workerId: cfg.workerId, backend: backend.name, featureMemo });
   const metricsServer = cfg.metricsAddress ? await serveMetrics(metrics.registry, cfg.metricsAddress) : null;
-  const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs });
+  const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs, token: cfg.token, tls: cfg.tls });
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,

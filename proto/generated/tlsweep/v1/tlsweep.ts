@@ -259,12 +259,18 @@ export interface Decision {
   /** CONTINUE | STOP */
   action: string;
   reason: string;
+  /** TrialStarted only: the lease of (trial, attempt). Every later report of this attempt must carry it. */
+  leaseToken: string;
 }
 
 export interface ReportEpochRequest {
   trialId: string;
   attempt: number;
-  metrics?: EpochMetrics | undefined;
+  metrics?:
+    | EpochMetrics
+    | undefined;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface TrialFinishedRequest {
@@ -290,7 +296,11 @@ export interface TrialFinishedRequest {
   unfreezeLayers: number;
   earlyStops: EarlyStop[];
   testMetrics?: TrialTestMetrics | undefined;
-  phaseSeconds?: PhaseSeconds | undefined;
+  phaseSeconds?:
+    | PhaseSeconds
+    | undefined;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface TrialFailedRequest {
@@ -300,6 +310,8 @@ export interface TrialFailedRequest {
   code: string;
   /** True when the worker will let the queue redeliver the trial. */
   retrying: boolean;
+  /** The lease token TrialStarted returned for this attempt. */
+  leaseToken: string;
 }
 
 export interface Ack {
@@ -3667,7 +3679,7 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
 };
 
 function createBaseDecision(): Decision {
-  return { action: "", reason: "" };
+  return { action: "", reason: "", leaseToken: "" };
 }
 
 export const Decision: MessageFns<Decision> = {
@@ -3677,6 +3689,9 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(82).string(message.leaseToken);
     }
     return writer;
   },
@@ -3710,6 +3725,14 @@ export const Decision: MessageFns<Decision> = {
             message.reason = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3726,6 +3749,11 @@ export const Decision: MessageFns<Decision> = {
     return {
       action: isSet(object.action) ? globalThis.String(object.action) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3737,6 +3765,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -3747,12 +3778,13 @@ export const Decision: MessageFns<Decision> = {
     const message = createBaseDecision();
     message.action = object.action ?? "";
     message.reason = object.reason ?? "";
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
 
 function createBaseReportEpochRequest(): ReportEpochRequest {
-  return { trialId: "", attempt: 0, metrics: undefined };
+  return { trialId: "", attempt: 0, metrics: undefined, leaseToken: "" };
 }
 
 export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
@@ -3765,6 +3797,9 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     }
     if (message.metrics !== undefined) {
       EpochMetrics.encode(message.metrics, writer.uint32(26).fork()).join();
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -3806,6 +3841,14 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
             message.metrics = EpochMetrics.decode(reader, reader.uint32());
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3827,6 +3870,11 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       metrics: isSet(object.metrics) ? EpochMetrics.fromJSON(object.metrics) : undefined,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -3841,6 +3889,9 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     if (message.metrics !== undefined) {
       obj.metrics = EpochMetrics.toJSON(message.metrics);
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -3854,6 +3905,7 @@ export const ReportEpochRequest: MessageFns<ReportEpochRequest> = {
     message.metrics = (object.metrics !== undefined && object.metrics !== null)
       ? EpochMetrics.fromPartial(object.metrics)
       : undefined;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
@@ -3880,6 +3932,7 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     earlyStops: [],
     testMetrics: undefined,
     phaseSeconds: undefined,
+    leaseToken: "",
   };
 }
 
@@ -3944,6 +3997,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.phaseSeconds !== undefined) {
       PhaseSeconds.encode(message.phaseSeconds, writer.uint32(250).fork()).join();
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -4121,6 +4177,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4211,6 +4275,11 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.phase_seconds)
         ? PhaseSeconds.fromJSON(object.phase_seconds)
         : undefined,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -4276,6 +4345,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.phaseSeconds !== undefined) {
       obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -4308,12 +4380,13 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };
 
 function createBaseTrialFailedRequest(): TrialFailedRequest {
-  return { trialId: "", attempt: 0, error: "", code: "", retrying: false };
+  return { trialId: "", attempt: 0, error: "", code: "", retrying: false, leaseToken: "" };
 }
 
 export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
@@ -4332,6 +4405,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     }
     if (message.retrying !== false) {
       writer.uint32(40).bool(message.retrying);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(722).string(message.leaseToken);
     }
     return writer;
   },
@@ -4389,6 +4465,14 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
             message.retrying = reader.bool();
             continue;
           }
+          case 90: {
+            if (tag !== 722) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4412,6 +4496,11 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       retrying: isSet(object.retrying) ? globalThis.Boolean(object.retrying) : false,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -4432,6 +4521,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     if (message.retrying !== false) {
       obj.retrying = message.retrying;
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -4445,6 +4537,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     message.error = object.error ?? "";
     message.code = object.code ?? "";
     message.retrying = object.retrying ?? false;
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };

@@ -85,6 +85,12 @@ export function earlyStopFromPb(e: pb.EarlyStop): EarlyStopReport {
 
 export function epochFromPb(e: pb.EpochMetrics | undefined): EpochRecord {
   if (!e) throw new InvalidArgumentError([{ field: 'metrics', message: 'required' }], 'invalid report');
+  const v: { field: string; message: string }[] = [];
+  if (e.phase !== '' && e.phase !== 'head' && e.phase !== 'finetune') v.push({ field: 'metrics.phase', message: `must be head or finetune; got ${JSON.stringify(e.phase.slice(0, 40))}` });
+  if (!(e.epoch >= 1)) v.push({ field: 'metrics.epoch', message: `must be an integer >= 1 (epochs count from 1); got ${e.epoch}` });
+  // Losses and accuracies may be NaN (a diverged trial); time may not.
+  if (!Number.isFinite(e.seconds) || e.seconds < 0) v.push({ field: 'metrics.seconds', message: `must be a finite number >= 0; got ${e.seconds}` });
+  if (v.length > 0) throw new InvalidArgumentError(v, 'invalid report');
   return {
     phase: e.phase === 'finetune' ? 'finetune' : 'head',
     epoch: e.epoch,

@@ -14,6 +14,8 @@ import {
 } from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
 import type { Coordinator, SweepEvent } from '../coordinator.js';
 import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
+import { authInterceptor, NO_TOKENS, tokensEnabled, type RoleTokens } from './auth.js';
+import { RateLimiter, rateLimitInterceptor } from './rate-limit.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { earlyStopFromPb, epochFromPb, epochToPb, sweepToPb, testMetricsFromPb, trialToPb } from './convert.js';
@@ -24,9 +26,66 @@ export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tl
 export interface GrpcServerOptions {
   /** host:port; port 0 picks a free one. @default '127.0.0.1:50051' */
   address?: string;
-  /** Largest accepted message. @default 16 MiB */
+  /** Largest accepted (and sent) message, bytes; larger ones get RESOURCE_EXHAUSTED. @default 16 MiB */
   maxMessageBytes?: number;
+  /** Serve TLS (PEM contents). @default none: plaintext, allowed only on a loopback address */
+  tls?: TlsServerOptions | null;
+  /** Bearer tokens per role; none at all = no authentication, allowed only on a loopback address. @default none */
+  tokens?: RoleTokens;
+  /** SubmitSweep calls a minute per client (token, else peer host); 0 = unlimited. @default 0 */
+  submitRatePerMinute?: number;
   log?: Logger;
+}
+
+/** Server certificate and key, and the CA that client certificates must chain to (mTLS). */
+export interface TlsServerOptions {
+  cert: Buffer;
+  key: Buffer;
+  /** Client CA bundle; needed when `requireClientCert`. */
+  ca?: Buffer | null;
+  /** Refuse connections without a client certificate signed by `ca` (mTLS). @default false */
+  requireClientCert?: boolean;
+}
+
+/** Methods the submission rate limit applies to. */
+const RATE_LIMITED = new Set(['/tlsweep.v1.SweepService/SubmitSweep']);
+
+/** Whether a listen host reaches only this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** The host part of host:port, [v6]:port or a bare host. */
+export function hostOf(address: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (m) return m[1]!;
+  const i = address.lastIndexOf(':');
+  return i > 0 && address.indexOf(':') === i ? address.slice(0, i) : address;
+}
+
+/**
+ * Refuses an open coordinator on the network: without TLS and tokens a
+ * network address would let anyone submit, cancel and report.
+ */
+function checkExposure(address: string, tls: TlsServerOptions | null, tokens: RoleTokens): void {
+  const host = hostOf(address);
+  if (isLoopbackHost(host)) return;
+  const missing = [!tls && 'TLS (TLSWEEP_TLS_CERT_FILE, TLSWEEP_TLS_KEY_FILE)', !tokensEnabled(tokens) && 'bearer tokens (TLSWEEP_OPERATOR_TOKENS, TLSWEEP_WORKER_TOKENS, TLSWEEP_READER_TOKENS or their _FILE variants)'].filter(Boolean);
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(
+      [{ field: 'address', message: `${address} is not a loopback address, so the coordinator needs ${missing.join(' and ')}; or listen on 127.0.0.1` }],
+      'refusing insecure gRPC on a network address',
+    );
+  }
+}
+
+function serverCredentials(tls: TlsServerOptions | null): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  if (tls.requireClientCert && !tls.ca) {
+    throw new InvalidArgumentError([{ field: 'tls.ca', message: 'client certificates are required (TLSWEEP_TLS_CLIENT_AUTH=require), so a client CA is needed (TLSWEEP_TLS_CA_FILE)' }], 'invalid TLS settings');
+  }
+  return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.requireClientCert ?? false);
 }
 
 export interface RunningGrpcServer {
@@ -73,7 +132,15 @@ function eventToPb(c: Coordinator, e: SweepEvent): TrialEvent {
 export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = {}): Promise<RunningGrpcServer> {
   const log = opts.log ?? silentLogger;
   const maxBytes = opts.maxMessageBytes ?? 16 * 1024 * 1024;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
+  const address = opts.address ?? '127.0.0.1:50051';
+  const tls = opts.tls ?? null;
+  const tokens = opts.tokens ?? NO_TOKENS;
+  checkExposure(address, tls, tokens);
+  const creds = serverCredentials(tls);
+  // Auth runs first (interceptors see metadata in array order), so an unauthenticated flood cannot spend a client's submissions.
+  const interceptors = [authInterceptor(tokens)];
+  if (opts.submitRatePerMinute) interceptors.push(rateLimitInterceptor(new RateLimiter(opts.submitRatePerMinute), RATE_LIMITED, tokensEnabled(tokens)));
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, interceptors });
   // Each open WatchSweep stream and how to end it (unsubscribe included).
   const watchers = new Map<grpc.ServerWritableStream<unknown, unknown>, () => void>();
 
@@ -152,19 +219,35 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     getTrial: unary((r) => trialToPb(c.getTrial(required('trial_id', r.trialId)))),
   };
 
+  // Every report after TrialStarted must carry that attempt's lease token; it is checked before anything is applied.
+  const leased = (r: { trialId: string; attempt: number; leaseToken: string }): string => {
+    const trialId = required('trial_id', r.trialId);
+    c.checkLease(trialId, r.attempt, r.leaseToken);
+    return trialId;
+  };
   const reports: ReportServiceServer = {
-    trialStarted: unary((r) => c.trialStarted({ ...r, trialId: required('trial_id', r.trialId) })),
-    reportEpoch: unary((r) => c.reportEpoch({ trialId: required('trial_id', r.trialId), attempt: r.attempt, metrics: epochFromPb(r.metrics) })),
-    trialFinished: unary((r) =>
-      c.trialFinished({
+    trialStarted: unary(async (r) => {
+      const trialId = required('trial_id', r.trialId);
+      // JetStream counts deliveries from 1; 0 would read as "never started".
+      if (r.attempt < 1) throw new InvalidArgumentError([{ field: 'attempt', message: 'must be >= 1 (the JetStream delivery count of the trial message)' }], 'invalid report');
+      const d = await c.trialStarted({ ...r, trialId });
+      return { action: d.action, reason: d.reason, leaseToken: d.leaseToken ?? '' };
+    }),
+    reportEpoch: unary((r) => {
+      const trialId = leased(r);
+      return c.reportEpoch({ trialId, attempt: r.attempt, metrics: epochFromPb(r.metrics) }).then((d) => ({ action: d.action, reason: d.reason, leaseToken: '' }));
+    }),
+    trialFinished: unary((r) => {
+      const trialId = leased(r);
+      return c.trialFinished({
         ...r,
-        trialId: required('trial_id', r.trialId),
+        trialId,
         testMetrics: testMetricsFromPb(r.testMetrics),
         phaseSeconds: r.phaseSeconds ?? null,
         earlyStops: r.earlyStops.map(earlyStopFromPb),
-      }),
-    ),
-    trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
+      });
+    }),
+    trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: leased(r) })), keepModel: false })),
   };
 
   server.addService(SweepServiceService, sweeps);
@@ -181,11 +264,10 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
   const pkg = protoLoader.loadSync([PROTO_FILE, healthProtoPath], { keepCase: true });
   new ReflectionService(pkg).addToServer(server);
 
-  const address = opts.address ?? '127.0.0.1:50051';
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
-  log.info('grpc.listening', { address, port });
+  log.info('grpc.listening', { address, port, tls: !!tls, mtls: !!tls?.requireClientCert, auth: tokensEnabled(tokens) });
 
   return {
     server,

@@ -9,3 +9,5 @@ export const trialSubject = (sweepId: string) => `${TRIAL_SUBJECT_PREFIX}.${swee
 export const WORKER_CONSUMER = 'tlsweep-workers';
 export const SWEEPS_BUCKET = 'tlsweep-sweeps';
 export const TRIALS_BUCKET = 'tlsweep-trials';
+/** The coordinator's own settings that must survive a restart (the lease secret). Workers have no access. */
+export const COORDINATOR_BUCKET = 'tlsweep-coordinator';

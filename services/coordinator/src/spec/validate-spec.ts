@@ -45,7 +45,8 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   }
   const o = raw as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!TOP_LEVEL_FIELDS.includes(k)) v.push({ field: k, message: `unknown field; allowed: ${TOP_LEVEL_FIELDS.join(', ')}` });
+    // A key that is not a plain name (empty, spaces, control characters) is quoted, so the field is never blank.
+    if (!TOP_LEVEL_FIELDS.includes(k)) v.push({ field: /^[A-Za-z_]\w*$/.test(k) ? k : JSON.stringify(k), message: `unknown field; allowed: ${TOP_LEVEL_FIELDS.join(', ')}` });
   }
 
   const name = o.name;

@@ -10,6 +10,7 @@ import {
   type TrialFinishedRequest,
   type TrialStartedRequest,
 } from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
+import { channelCredentials, type ClientTls } from '../../../coordinator/src/grpc/client-credentials.js';
 import { TrialError } from '../errors.js';
 
 export interface ReporterOptions {
@@ -19,14 +20,23 @@ export interface ReporterOptions {
   retryMs?: number;
   /** Per-call deadline. @default 10000 ms */
   callTimeoutMs?: number;
+  /** Worker bearer token (TLSWEEP_TOKEN). @default none */
+  token?: string;
+  /** TLS to the coordinator (CA to trust, client cert for mTLS). @default plaintext */
+  tls?: ClientTls | null;
 }
 
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]);
+
+/** A report minus its lease token: the Reporter adds the one TrialStarted returned. */
+type Leased<T> = Omit<T, 'leaseToken'>;
 
 /**
  * The worker's side of ReportService. Calls are retried with capped
  * exponential backoff while the coordinator is down or restarting: a report
  * is never dropped silently; after `retryMs` it fails with code REPORT.
+ * It keeps the lease token of each (trial, attempt) it started and sends it
+ * with that attempt's reports.
  */
 export class Reporter {
   private readonly client: ReportServiceClient;
@@ -34,29 +44,45 @@ export class Reporter {
   private readonly sweeps: SweepServiceClient;
   private readonly retryMs: number;
   private readonly callTimeoutMs: number;
+  private readonly token: string;
+  /** `trialId#attempt` → lease token, from TrialStarted until the attempt ends. */
+  private readonly leases = new Map<string, string>();
 
   constructor(opts: ReporterOptions) {
-    this.client = new ReportServiceClient(opts.address, grpc.credentials.createInsecure());
-    this.sweeps = new SweepServiceClient(opts.address, grpc.credentials.createInsecure());
+    const creds = channelCredentials(opts.tls ?? null);
+    this.client = new ReportServiceClient(opts.address, creds);
+    this.sweeps = new SweepServiceClient(opts.address, creds);
     this.retryMs = opts.retryMs ?? 120_000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    this.token = opts.token ?? '';
   }
 
-  trialStarted(r: TrialStartedRequest): Promise<Decision> {
-    return this.call('TrialStarted', (cb, o) => this.client.trialStarted(r, new grpc.Metadata(), o, cb));
+  async trialStarted(r: TrialStartedRequest): Promise<Decision> {
+    const d = await this.call<Decision>('TrialStarted', (md, cb, o) => this.client.trialStarted(r, md, o, cb));
+    if (d.leaseToken) this.leases.set(leaseKey(r.trialId, r.attempt), d.leaseToken);
+    return d;
   }
-  reportEpoch(r: ReportEpochRequest): Promise<Decision> {
-    return this.call('ReportEpoch', (cb, o) => this.client.reportEpoch(r, new grpc.Metadata(), o, cb));
+  reportEpoch(r: Leased<ReportEpochRequest>): Promise<Decision> {
+    const req = { ...r, leaseToken: this.leaseOf(r) };
+    return this.call('ReportEpoch', (md, cb, o) => this.client.reportEpoch(req, md, o, cb));
   }
-  trialFinished(r: TrialFinishedRequest): Promise<Ack> {
-    return this.call('TrialFinished', (cb, o) => this.client.trialFinished(r, new grpc.Metadata(), o, cb));
+  async trialFinished(r: Leased<TrialFinishedRequest>): Promise<Ack> {
+    const req = { ...r, leaseToken: this.leaseOf(r) };
+    const ack = await this.call<Ack>('TrialFinished', (md, cb, o) => this.client.trialFinished(req, md, o, cb));
+    this.leases.delete(leaseKey(r.trialId, r.attempt));
+    return ack;
   }
-  trialFailed(r: TrialFailedRequest): Promise<Ack> {
-    return this.call('TrialFailed', (cb, o) => this.client.trialFailed(r, new grpc.Metadata(), o, cb));
+  async trialFailed(r: Leased<TrialFailedRequest>): Promise<Ack> {
+    const req = { ...r, leaseToken: this.leaseOf(r) };
+    try {
+      return await this.call<Ack>('TrialFailed', (md, cb, o) => this.client.trialFailed(req, md, o, cb));
+    } finally {
+      this.leases.delete(leaseKey(r.trialId, r.attempt));
+    }
   }
 
   modelStored(r: ModelStoredRequest): Promise<Ack> {
-    return this.call('ModelStored', (cb, o) => this.sweeps.modelStored(r, new grpc.Metadata(), o, cb));
+    return this.call('ModelStored', (md, cb, o) => this.sweeps.modelStored(r, md, o, cb));
   }
 
   close(): void {
@@ -64,18 +90,27 @@ export class Reporter {
     this.sweeps.close();
   }
 
-  private async call<T>(name: string, invoke: (cb: (err: grpc.ServiceError | null, res?: T) => void, opts: Partial<grpc.CallOptions>) => void): Promise<T> {
+  private leaseOf(r: { trialId: string; attempt: number }): string {
+    return this.leases.get(leaseKey(r.trialId, r.attempt)) ?? '';
+  }
+
+  private async call<T>(name: string, invoke: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void, opts: Partial<grpc.CallOptions>) => void): Promise<T> {
     const giveUpAt = Date.now() + this.retryMs;
     let delay = 200;
     for (;;) {
       try {
+        const md = new grpc.Metadata();
+        if (this.token) md.set('authorization', `Bearer ${this.token}`);
         return await new Promise<T>((resolve, reject) =>
-          invoke((err, res) => (err ? reject(err) : resolve(res as T)), { deadline: Date.now() + this.callTimeoutMs }),
+          invoke(md, (err, res) => (err ? reject(err) : resolve(res as T)), { deadline: Date.now() + this.callTimeoutMs }),
         );
       } catch (err) {
         const e = err as grpc.ServiceError;
-        if (!RETRYABLE.has(e.code) || Date.now() + delay > giveUpAt) {
-          throw new TrialError('REPORT', `${name} failed: ${e.details || e.message}`, { retryable: RETRYABLE.has(e.code), cause: err });
+        // A refused lease (e.g. the coordinator's lease secret changed) is not this trial's fault:
+        // hand the trial back to the queue, where its next attempt gets a fresh lease.
+        const leaseRefused = e.code === grpc.status.PERMISSION_DENIED && /lease_token/.test(e.details ?? '');
+        if (leaseRefused || !RETRYABLE.has(e.code) || Date.now() + delay > giveUpAt) {
+          throw new TrialError('REPORT', `${name} failed: ${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`, { retryable: leaseRefused || RETRYABLE.has(e.code), cause: err });
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 5000);
@@ -83,3 +118,5 @@ export class Reporter {
     }
   }
 }
+
+const leaseKey = (trialId: string, attempt: number) => `${trialId}#${attempt}`;

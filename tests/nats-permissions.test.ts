@@ -1,0 +1,104 @@
+/**
+ * deploy/nats/nats-server.conf for real: nats-server started with that file
+ * (rendered with a random port and a temp store), the coordinator logging
+ * in as `coordinator` and doing its job, a `worker` login pulling and acking
+ * a trial, reading weights and writing checkpoints, and refused when it
+ * publishes a trial or writes sweep/trial state.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, startCoordinator, TRIAL_STREAM, WORKER_CONSUMER, type RunningCoordinator } from '../services/coordinator/src/index.js';
+import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
+
+const CONF = join(import.meta.dirname, '..', 'deploy', 'nats', 'nats-server.conf');
+const SPEC = 'name: perms\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01, 0.001]\ndropouts: [0.1]\nmaxParallel: 2';
+
+/** A rejection's message, or 'OK'. */
+const outcome = (p: Promise<unknown>) => p.then(() => 'OK', (e: Error) => `${e.name}: ${e.message}`);
+
+describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsweep-natsconf-'));
+  const pw = { coordinator: randomBytes(12).toString('hex'), worker: randomBytes(12).toString('hex') };
+  let nats: RunningNatsServer;
+  let coord: RunningCoordinator;
+  let worker: NatsConnection;
+
+  beforeAll(async () => {
+    // Rendered: no fixed monitoring port (tests run in parallel); port and temp store come from -p -1 and -sd.
+    const conf = readFileSync(CONF, 'utf8').replace(/^http_port:.*$/m, '').replace(/^\s*store_dir: .*$/m, '');
+    writeFileSync(join(dir, 'nats-server.conf'), conf);
+    nats = await startNatsServer({
+      configFile: join(dir, 'nats-server.conf'), storeDir: join(dir, 'js'),
+      env: { TLSWEEP_NATS_COORDINATOR_PASSWORD: pw.coordinator, TLSWEEP_NATS_WORKER_PASSWORD: pw.worker },
+    });
+    coord = await startCoordinator(loadConfig({
+      TLSWEEP_NATS_URL: nats.url, TLSWEEP_GRPC_ADDRESS: '127.0.0.1:0', TLSWEEP_HTTP_ADDRESS: 'off',
+      TLSWEEP_NATS_USER: 'coordinator', TLSWEEP_NATS_PASSWORD: pw.coordinator,
+    }));
+    worker = await connect({ servers: nats.url, user: 'worker', pass: pw.worker });
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await coord?.stop();
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a login without the right password', async () => {
+    expect(await outcome(connect({ servers: nats.url }))).toMatch(/Authorization/i);
+    expect(await outcome(connect({ servers: nats.url, user: 'worker', pass: 'wrong' }))).toMatch(/Authorization/i);
+  });
+
+  it('the coordinator login submits a sweep: streams, KV and trials are created', async () => {
+    const sweep = await coord.coordinator.submitSweep(SPEC);
+    expect(coord.coordinator.trialsOf(sweep.sweepId).map((t) => t.status)).toEqual(['queued', 'queued']);
+    // It also owns the object store buckets (weights uploaded by operators through it).
+    const objm = new Objm(jetstream(coord.nc));
+    await (await objm.create('tlsweep-weights')).putBlob({ name: 'tiny.bin' }, new Uint8Array([1, 2, 3]));
+    await objm.create('tlsweep-checkpoints');
+  });
+
+  it('a worker pulls, heartbeats and acks a trial', async () => {
+    const c = await jetstream(worker).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const msg = await c.next({ expires: 2000 });
+    expect(msg).not.toBeNull();
+    expect(msg!.json<{ v: number }>().v).toBe(1);
+    msg!.working();
+    expect(await msg!.ackAck()).toBe(true);
+    const info = await (await jetstreamManager(coord.nc)).consumers.info(TRIAL_STREAM, WORKER_CONSUMER);
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_pending).toBe(1);
+  });
+
+  it('a worker may not publish trials or write sweep/trial state, and nothing changes', async () => {
+    const js = jetstream(worker, { timeout: 2000 });
+    const jsm = await jetstreamManager(coord.nc);
+    const before = (await jsm.streams.info(TRIAL_STREAM)).state.messages;
+    expect(await outcome(js.publish('tlsweep.trials.x', '{"v":1}'))).toMatch(/Permissions Violation for Publish to "tlsweep.trials.x"/);
+    expect(await outcome(js.publish('$KV.tlsweep-trials.s-x.t-x', '{}'))).toMatch(/Permissions Violation for Publish to "\$KV.tlsweep-trials/);
+    expect(await outcome(js.publish('$KV.tlsweep-sweeps.s-x', '{}'))).toMatch(/Permissions Violation/);
+    // Nor delete a queued trial or the stream, or read the lease secret.
+    const wjsm = await jetstreamManager(worker, { timeout: 2000, checkAPI: false });
+    expect(await outcome(wjsm.streams.deleteMessage(TRIAL_STREAM, 1))).toMatch(/Permissions Violation/);
+    expect(await outcome(wjsm.streams.delete('KV_tlsweep-trials'))).toMatch(/Permissions Violation/);
+    expect(await outcome(worker.request('$JS.API.DIRECT.GET.KV_tlsweep-coordinator.$KV.tlsweep-coordinator.lease-secret', '', { timeout: 2000 }))).toMatch(/Permissions Violation/);
+    expect((await jsm.streams.info(TRIAL_STREAM)).state.messages).toBe(before);
+    expect((await jsm.streams.info('KV_tlsweep-trials')).state.messages).toBe(2);
+  });
+
+  it('a worker reads weights but cannot overwrite them, and writes checkpoints', async () => {
+    const objm = new Objm(jetstream(worker, { timeout: 2000 }));
+    const weights = await objm.open('tlsweep-weights');
+    expect(Array.from((await weights.getBlob('tiny.bin'))!)).toEqual([1, 2, 3]);
+    expect(await outcome(weights.putBlob({ name: 'evil.bin' }, new Uint8Array([9])))).toMatch(/Permissions Violation/);
+    const ckpt = await objm.open('tlsweep-checkpoints');
+    await ckpt.putBlob({ name: 't-1/epoch-1' }, new Uint8Array([4, 5]));
+    expect(Array.from((await ckpt.getBlob('t-1/epoch-1'))!)).toEqual([4, 5]);
+  });
+});
