@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReportServiceClient, TrialFinishedRequest, type Decision, type Ack } from '../proto/generated/tlsweep/v1/tlsweep.js';
+import { ReportServiceClient, TrialFinishedRequest, EpochMetrics, type Decision, type Ack } from '../proto/generated/tlsweep/v1/tlsweep.js';
 import {
   channelCredentials, clientOptions, loadConfig, startCoordinator, startGrpcServer,
   type ClientTls, type CoordinatorConfig, type RunningCoordinator,
@@ -21,7 +21,8 @@ import { makeTestPki } from './helpers/test-pki.js';
 
 const require = createRequire(import.meta.url);
 const SPEC = 'name: auth\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01, 0.001]\ndropouts: [0.1]\nmaxParallel: 1';
-const EPOCH = { epoch: 1, phase: 'head', loss: 1, accuracy: 0.5, valLoss: 1, valAccuracy: 0.5, seconds: 0.1, learningRate: 0.01 };
+// fromPartial: every field the message has (new ones included) gets its default, so the client can encode it.
+const EPOCH = EpochMetrics.fromPartial({ epoch: 1, phase: 'head', loss: 1, accuracy: 0.5, valLoss: 1, valAccuracy: 0.5, seconds: 0.1, learningRate: 0.01 });
 const TOKENS = { operator: 'op-secret-1', worker: 'wk-secret-1', reader: 'rd-secret-1' };
 
 type Unary<Req, Res> = (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
@@ -140,7 +141,7 @@ describe('gRPC security', () => {
 
     const before = await op.getTrial(trialId);
     const missing = (await epoch('').catch((e) => e)) as grpc.ServiceError;
-    expect(missing.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(missing.code, missing.details).toBe(grpc.status.PERMISSION_DENIED);
     expect(missing.details).toContain('lease_token');
     expect(await codeOf(epoch(start.leaseToken.slice(0, -2) + 'AA'))).toBe(grpc.status.PERMISSION_DENIED);
     // Another attempt's token is not this attempt's.
