@@ -27,7 +27,7 @@ import { runTlsweepSweep, type TlsweepRun } from './sweep/run-tlsweep.js';
 import { runTorchSweep, type TorchRun } from './sweep/run-torch.js';
 import { knobSettings, type KnobSettings } from './sweep/sharing-knobs.js';
 import { benchSweepSpec } from './sweep/sweep-spec.js';
-import { round, summarize, type ContenderSummary } from './sweep/trial-result.js';
+import { round, summarize, trainableByDepth, type ContenderSummary } from './sweep/trial-result.js';
 
 /** Goals from the issue: tlsweep ≥ 10× naive and ≥ 3× PyTorch in wall time, best test accuracy within 0.5 points of naive. */
 const GOALS = { speedupVsNaive: 10, speedupVsTorch: 3, accuracyPointsVsNaive: 0.5 } as const;
@@ -112,6 +112,10 @@ const goals = {
   // Points the full run's best test accuracy is below naive's (negative: above).
   accuracyVsNaive: { goalPoints: GOALS.accuracyPointsVsNaive, naiveMinusTlsweepPoints: accuracyDiffPoints, met: accuracyDiffPoints === null ? null : accuracyDiffPoints <= GOALS.accuracyPointsVsNaive },
 };
+// Same trainable layers: trainable parameters per unfreeze depth, as each side counts them.
+const trainable = { naive: runs.naive && trainableByDepth(runs.naive), torch: runs.torch && trainableByDepth(runs.torch) };
+const trainableMatch = trainable.naive && trainable.torch
+  ? Object.keys(trainable.torch).every((d) => trainable.naive![d] === undefined || trainable.naive![d] === trainable.torch![d]) : null;
 const config = {
   quick: opts.quick,
   dataset: { kind: 'fashion-mnist', perClass: opts.perClass, split: '70/15/15 stratified', seed: opts.seed, sizes: dataset?.sizes },
@@ -126,6 +130,7 @@ const config = {
   workers: opts.workers,
   torchThreads: opts.torchThreads,
   benchBackend: backend.name,
+  trainableParams: { ...trainable, match: trainableMatch },
 };
 writeFileSync(join(work, 'results.json'), JSON.stringify({ config, summary, ratios, goals, runs }, null, 1));
 if (!opts.keep) for (const d of [dirs.weights, dirs.data, dirs.check]) rmSync(d, { recursive: true, force: true });

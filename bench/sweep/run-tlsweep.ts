@@ -38,6 +38,7 @@ function benchTrial(t: Trial): BenchTrial {
     testAccuracy: t.testAccuracy,
     epochs: t.epochs,
     seconds: t.seconds,
+    trainableParams: t.trainableParams,
   };
 }
 

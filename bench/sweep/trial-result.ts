@@ -10,6 +10,8 @@ export interface BenchTrial {
   testAccuracy: number;
   epochs: number;
   seconds: number;
+  /** Trainable parameters in the last phase run (head included). */
+  trainableParams: number;
 }
 
 /** A contender's run: its wall time and its trials. */
@@ -60,4 +62,14 @@ export function summarize(run: ContenderRun): ContenderSummary {
 export function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/**
+ * Trainable parameters per unfreeze depth (first trial of each depth): the
+ * same numbers in tlsweep and torch show that both train the same layers.
+ */
+export function trainableByDepth(run: ContenderRun): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of run.trials) if (t.status !== 'failed' && !(String(t.unfreeze) in out)) out[String(t.unfreeze)] = t.trainableParams;
+  return out;
 }
