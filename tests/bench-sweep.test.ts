@@ -80,9 +80,9 @@ describe('bench:sweep model selection', () => {
     const s = summarize({
       wallSeconds: 12.34,
       trials: [
-        trial({ valAccuracy: 0.8, testAccuracy: 0.7 }),
+        trial({ valAccuracy: 0.8, testAccuracy: 0.7, phaseSeconds: { features: 2, head: 1 } }),
         trial({ valAccuracy: 0.8, valLoss: 0.5, testAccuracy: 0.75, unfreeze: 11 }),
-        trial({ valAccuracy: 0.6, testAccuracy: 0.9 }),
+        trial({ valAccuracy: 0.6, testAccuracy: 0.9, phaseSeconds: { features: 0.25, head: 1 } }),
         trial({ valAccuracy: 0.95, testAccuracy: 0.99, status: 'failed' }),
         trial({ valAccuracy: 0.7, status: 'stopped', epochs: 1 }),
       ],
@@ -93,6 +93,7 @@ describe('bench:sweep model selection', () => {
     expect(s.byStatus).toEqual({ completed: 3, failed: 1, stopped: 1 });
     expect(s.epochs).toBe(21);
     expect(s.wallSeconds).toBe(12.3);
+    expect(s.phaseSeconds).toEqual({ features: 2.3, head: 2 });
   });
 
   it('counts trainable parameters per depth', () => {

@@ -39,6 +39,7 @@ function benchTrial(t: Trial): BenchTrial {
     epochs: t.epochs,
     seconds: t.seconds,
     trainableParams: t.trainableParams,
+    ...(t.phaseSeconds ? { phaseSeconds: { ...t.phaseSeconds } } : {}),
   };
 }
 

@@ -12,6 +12,8 @@ export interface BenchTrial {
   seconds: number;
   /** Trainable parameters in the last phase run (head included). */
   trainableParams: number;
+  /** Wall seconds per engine phase (features, head, finetune, evaluate); tlsweep trials only. */
+  phaseSeconds?: Record<string, number>;
 }
 
 /** A contender's run: its wall time and its trials. */
@@ -33,6 +35,8 @@ export interface ContenderSummary {
   byStatus: Record<string, number>;
   /** Epochs trained over all trials (early stopping shows here). */
   epochs: number;
+  /** Trial-seconds per engine phase summed over trials (where the time went; absent for torch). */
+  phaseSeconds?: Record<string, number>;
 }
 
 const usable = (t: BenchTrial) => (t.status === 'completed' || t.status === 'stopped') && Number.isFinite(t.valAccuracy);
@@ -56,7 +60,15 @@ export function summarize(run: ContenderRun): ContenderSummary {
     trials: run.trials.length,
     byStatus,
     epochs: run.trials.reduce((n, t) => n + t.epochs, 0),
+    ...(run.trials.some((t) => t.phaseSeconds) ? { phaseSeconds: sumPhases(run.trials) } : {}),
   };
+}
+
+function sumPhases(trials: readonly BenchTrial[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of trials) for (const [k, v] of Object.entries(t.phaseSeconds ?? {})) out[k] = (out[k] ?? 0) + v;
+  for (const k of Object.keys(out)) out[k] = round(out[k], 1);
+  return out;
 }
 
 export function round(x: number, digits: number): number {
