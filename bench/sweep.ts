@@ -16,6 +16,7 @@
  * Full trial lists go to `<work>/results.json`. See SWEEP_BENCH_USAGE for flags.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { exportMobileNetV2Weights } from './export-mobilenet-v2-weights.js';
 import { selectBackend, type BackendName } from '../services/worker/src/engine/index.js';
@@ -45,6 +46,8 @@ try {
   throw err;
 }
 const env = loadSweepBenchEnv();
+// A busy machine skews every timing (PyTorch's thread pool most): the output says how busy it was.
+const loadAtStart = loadavg()[0];
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const work = join(process.cwd(), '.tlsweep', 'bench-sweep', stamp);
 mkdirSync(work, { recursive: true });
@@ -131,6 +134,7 @@ const config = {
   torchThreads: opts.torchThreads,
   benchBackend: backend.name,
   trainableParams: { ...trainable, match: trainableMatch },
+  machine: { cpus: cpus().length, loadAverage1m: { start: round(loadAtStart, 2), end: round(loadavg()[0], 2) } },
 };
 writeFileSync(join(work, 'results.json'), JSON.stringify({ config, summary, ratios, goals, runs }, null, 1));
 if (!opts.keep) for (const d of [dirs.weights, dirs.data, dirs.check]) rmSync(d, { recursive: true, force: true });
