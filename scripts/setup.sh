@@ -34,6 +34,9 @@ fi
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
 fi
+if [ "${1:-}" = "--bench-sweep" ] && ! /usr/bin/python3 -c 'import torch, torchvision, optuna' >/dev/null 2>&1; then
+  missing+=(python3-torch python3-torchvision python3-optuna)  # the PyTorch + Optuna baseline of bench:sweep
+fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 # npm packages: install when node_modules is missing or older than the lockfile.

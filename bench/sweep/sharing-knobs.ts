@@ -1,0 +1,73 @@
+import type { SweepBenchOptions } from './options.js';
+
+/**
+ * One way tlsweep shares work between trials, and the single switch that
+ * turns it off for the naive run and on for the full run. When a new sharing
+ * feature lands (a disk / Object Store feature cache, fused trials, the
+ * planner), add its row here: both runs then set it, and the bench output
+ * lists it with its value per run. Knobs not in this table yet can be passed
+ * ad hoc with --naive-env / --tlsweep-env / --naive-spec / --tlsweep-spec;
+ * they are listed in the output too.
+ */
+export interface SharingKnob {
+  /** Short name in the output. */
+  name: string;
+  /** What it shares, in a few words. */
+  doc: string;
+  /** A worker environment variable, or a top-level sweep-spec field. */
+  kind: 'worker-env' | 'spec';
+  /** The variable or field name. */
+  key: string;
+  /** Its value in the naive run (every trial alone). */
+  off: (o: SweepBenchOptions) => string | Record<string, unknown>;
+  /** Its value in the full run. */
+  on: (o: SweepBenchOptions) => string | Record<string, unknown>;
+}
+
+export const SHARING_KNOBS: readonly SharingKnob[] = [
+  {
+    name: 'featureMemo',
+    doc: 'a worker keeps frozen-prefix features in memory and reuses them for later trials with the same backbone, cut and data',
+    kind: 'worker-env',
+    key: 'TLSWEEP_FEATURE_MEMO_MB',
+    off: () => '0',
+    on: () => '512',
+  },
+  {
+    name: 'earlyStopping',
+    doc: 'the coordinator stops trials that fall behind at ASHA rungs (gracePeriod · rf^k epochs)',
+    kind: 'spec',
+    key: 'scheduler',
+    off: () => ({ kind: 'fifo' }),
+    on: (o) => ({ kind: 'asha', metric: 'val_accuracy', gracePeriod: o.asha.gracePeriod, reductionFactor: o.asha.reductionFactor }),
+  },
+];
+
+/** How one tlsweep run is configured: worker environment, spec fields, and the list for the output. */
+export interface KnobSettings {
+  workerEnv: Record<string, string>;
+  spec: Record<string, unknown>;
+  /** name → {key, value, on}, extras included (name = key for those). */
+  listed: Record<string, { key: string; value: unknown; on: boolean | null }>;
+}
+
+/** The knob settings of the `naive` (all off) or `tlsweep` (all on) run, plus that run's extras from the command line. */
+export function knobSettings(run: 'naive' | 'tlsweep', o: SweepBenchOptions): KnobSettings {
+  const out: KnobSettings = { workerEnv: {}, spec: {}, listed: {} };
+  for (const k of SHARING_KNOBS) {
+    const value = run === 'naive' ? k.off(o) : k.on(o);
+    if (k.kind === 'worker-env') out.workerEnv[k.key] = value as string;
+    else out.spec[k.key] = value;
+    out.listed[k.name] = { key: k.key, value, on: run === 'tlsweep' };
+  }
+  // Extras win over the table; whether they turn sharing on is the user's to say, so `on` is null.
+  for (const [key, value] of Object.entries(o.extraEnv[run])) {
+    out.workerEnv[key] = value;
+    out.listed[key] = { key, value, on: null };
+  }
+  for (const [key, value] of Object.entries(o.extraSpec[run])) {
+    out.spec[key] = value;
+    out.listed[key] = { key, value, on: null };
+  }
+  return out;
+}
