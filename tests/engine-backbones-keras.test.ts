@@ -198,7 +198,7 @@ describe.each(FACTS)('$name (Keras include_top=False)', (facts) => {
   it('has Keras parameter count, layer count, last layer and output shape', () => {
     expect(b.model.countParams()).toBe(facts.params);
     expect(b.model.layers.length).toBe(facts.layers);
-    expect(BACKBONE_CATALOG[facts.name]).toEqual({ defaultSize: 224, minSize: 32, layers: facts.layers, pretrained: false });
+    expect(BACKBONE_CATALOG[facts.name]).toMatchObject({ defaultSize: 224, minSize: 32, layers: facts.layers, pretrained: false });
     expect(b.model.layers.at(-1)?.name).toBe(facts.last);
     expect(b.model.outputs[0].shape).toEqual([null, 1, 1, facts.channels]);
     expect(b.model.layers[0].name).toBe('input_1');
