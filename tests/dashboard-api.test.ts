@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Coordinator, createCoordinatorMetrics, paretoFront, startDashboardServer, type RunningDashboard } from '../services/coordinator/src/index.js';
+import { redactToken } from '../services/coordinator/src/http/dashboard-server.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 import { runOneTrial } from './helpers/fake-worker.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -150,5 +151,13 @@ describe('paretoFront', () => {
       { id: 'e', accuracy: 0.9, seconds: 12 }, // beaten by a
     ];
     expect(paretoFront(pts)).toEqual(['b', 'a', 'd']);
+  });
+});
+
+describe('redactToken', () => {
+  it('keeps tokens out of logged paths', () => {
+    expect(redactToken('/api/sweeps?token=abc&x=1')).toBe('/api/sweeps?token=[redacted]&x=1');
+    expect(redactToken('/api/feature-maps.png?sweep=s&token=t0k')).toBe('/api/feature-maps.png?sweep=s&token=[redacted]');
+    expect(redactToken('/api/sweeps')).toBe('/api/sweeps');
   });
 });

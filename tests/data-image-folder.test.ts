@@ -6,7 +6,7 @@ import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetError } from '../services/worker/src/data/errors.js';
-import { decodeImage, loadImageFolderRaw } from '../services/worker/src/data/image-folder.js';
+import { decodeImage, loadImageFolderRaw, loadImageFolderSample } from '../services/worker/src/data/image-folder.js';
 import { disposeDataset, loadDataset } from '../services/worker/src/data/load-dataset.js';
 
 const { PNG } = pngjs;
@@ -144,5 +144,21 @@ describe('image-folder loader', () => {
       code: 'DATASET_INVALID',
       message: expect.stringContaining('dataset.perClass'),
     });
+  });
+});
+
+describe('loadImageFolderSample', () => {
+  it('decodes just the index-th readable image over the classes in order, wrapping and skipping corrupt files', async () => {
+    const ds = join(root, 'sample');
+    for (const c of ['b', 'a']) await mkdir(join(ds, c), { recursive: true });
+    await writeFile(join(ds, 'a', '0.png'), png(3, 2, [255, 0, 0, 255]));
+    await writeFile(join(ds, 'a', '1.png'), Buffer.from('\x89PNG\r\n\x1a\n broken'));
+    await writeFile(join(ds, 'b', '0.png'), png(5, 4, [0, 0, 255, 255]));
+    const first = await loadImageFolderSample({ kind: 'folder', path: ds }, 0);
+    expect([first.label, first.image.width, first.image.height]).toEqual(['a', 3, 2]);
+    // Index 1 is the corrupt file: the next readable one is taken.
+    expect((await loadImageFolderSample({ kind: 'folder', path: ds }, 1)).label).toBe('b');
+    expect((await loadImageFolderSample({ kind: 'folder', path: ds }, 3)).image.width).toBe(3);
+    await expect(loadImageFolderSample({ kind: 'folder', path: join(root, 'nope') }, 0)).rejects.toThrow(DatasetError);
   });
 });

@@ -22,8 +22,6 @@ export interface CoordinatorConfig {
    * (host:port, port 0 = any free port; `off` disables). @default '127.0.0.1:8080'
    */
   httpAddress?: string | null;
-  /** TLSWEEP_READER_TOKENS (comma-separated) or TLSWEEP_READER_TOKENS_FILE (one per line): who may read the dashboard. @default none */
-  readerTokens?: string[];
   /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
   logLevel?: LogLevel;
   /** TLSWEEP_OPERATOR_TOKENS / _WORKER_ / _READER_ (comma-separated) or their `_FILE` variants (one per line). @default none: no authentication (loopback only) */
@@ -55,7 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     maxDeliver: intEnv(env, 'TLSWEEP_MAX_DELIVER', 5, 1),
     replicas: intEnv(env, 'TLSWEEP_KV_REPLICAS', 1, 1),
     httpAddress: env.TLSWEEP_HTTP_ADDRESS === 'off' ? null : env.TLSWEEP_HTTP_ADDRESS || '127.0.0.1:8080',
-    readerTokens: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
     logLevel: parseLogLevel(env.TLSWEEP_LOG_LEVEL),
     tokens: {
       operator: readTokens(env.TLSWEEP_OPERATOR_TOKENS, env.TLSWEEP_OPERATOR_TOKENS_FILE),

@@ -47,7 +47,8 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = sil
   let dashboard: RunningDashboard | null = null;
   if (cfg.httpAddress) {
     try {
-      dashboard = await startDashboardServer(coordinator, { address: cfg.httpAddress, readerTokens: [...(cfg.readerTokens ?? []), ...(cfg.tokens?.operator ?? [])], metrics, log });
+      dashboard = await startDashboardServer(coordinator, { address: cfg.httpAddress, // Reader tokens only: the dashboard is plain HTTP, so a token seen there must not be able to change anything.
+      readerTokens: cfg.tokens?.reader ?? [], metrics, log });
     } catch (err) {
       await grpc.close();
       coordinator.close();

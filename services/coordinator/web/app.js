@@ -3,7 +3,12 @@ import { escapeHtml, pct, VirtualTable } from './table.js';
 
 // A reader token, when auth is on, arrives once as ?token= and stays in this tab only.
 const params = new URLSearchParams(location.search);
-if (params.get('token')) sessionStorage.setItem('tlsweep-token', params.get('token'));
+if (params.get('token')) {
+  sessionStorage.setItem('tlsweep-token', params.get('token'));
+  // Keep the token out of the address bar and the history.
+  params.delete('token');
+  history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
+}
 const token = sessionStorage.getItem('tlsweep-token') ?? '';
 
 const $ = (id) => document.getElementById(id);

@@ -40,7 +40,7 @@ Usage:
   tlsweep export <trialId> <dir>              write a kept trial's full model: model.json, weights.bin, tlsweep.json
   tlsweep predict <dir> <images...> [--top N] [--json]
                                               classify PNG/JPEG images with an exported model (no cluster needed)
-  tlsweep feature-maps <backbone> <image> [--layer NAME] [--out grid.png] [--image-size N] [--channels N]
+  tlsweep feature-maps <backbone> [image] [--layer NAME] [--out grid.png] [--image-size N] [--channels N] [--json]
                                               one layer's activation grid for an image (no --layer: list layers)
   tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
                       print the overlay's manifests (checked) for \`kubectl apply -f -\`
@@ -112,12 +112,12 @@ async function main(argv: string[]): Promise<number> {
   };
 
   if (cmd === 'feature-maps') {
-    if (args.length < 2) throw new UsageError('feature-maps: give a backbone and an image, e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
+    if (args.length < 1) throw new UsageError('feature-maps: give a backbone (and an image with --layer), e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
     // Loaded on demand: TensorFlow.js and the Kubernetes client would slow every other command's start.
     const { runFeatureMaps } = await import('./commands/feature-maps.js');
     return runFeatureMaps({
       backbone: args[0], image: args[1], layer: o.layer, out: o.out,
-      imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64),
+      imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64), json: o.json,
     });
   }
   if (cmd === 'demo') return runDemo({ workers: intOpt('workers', o.workers, 2), specFile: o.spec });

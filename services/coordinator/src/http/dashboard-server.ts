@@ -62,9 +62,14 @@ function tokenAllowed(token: string, allowed: readonly string[]): boolean {
 /** GET /api/layers?sweep=&backbone= and GET /api/feature-maps.png?sweep=&backbone=&layer=&image=N. */
 async function featureMapRoute(coordinator: Coordinator, url: URL, res: ServerResponse): Promise<void> {
   const sweep = coordinator.getSweep(url.searchParams.get('sweep') ?? '');
+  // Backbones with weights from a ref show random-init maps here; say so rather than mislead.
+  const weights = (sweep.spec as { weights?: Record<string, string> }).weights ?? {};
   const backbone = url.searchParams.get('backbone') ?? sweep.spec.backbones[0];
   if (!sweep.spec.backbones.includes(backbone)) {
     throw new InvalidArgumentError([{ field: 'backbone', message: `must be one of the sweep's backbones: ${sweep.spec.backbones.join(', ')}; got ${JSON.stringify(backbone)}` }], 'invalid query');
+  }
+  if (weights[backbone]) {
+    throw new InvalidArgumentError([{ field: 'backbone', message: `'${backbone}' runs with weights from ${weights[backbone]} in this sweep; feature maps show bundled or random-init weights only (use \`tlsweep feature-maps\` with an exported model)` }], 'invalid query');
   }
   const fm = await import('./feature-map-route.js');
   if (url.pathname === '/api/layers') {
@@ -78,6 +83,11 @@ async function featureMapRoute(coordinator: Coordinator, url: URL, res: ServerRe
   const { png, label } = await fm.featureMapPng(backbone, sweep.spec.imageSize, sweep.spec.datasets[0], image, layer);
   res.writeHead(200, { 'content-type': 'image/png', 'cache-control': 'private, max-age=3600', 'x-image-label': encodeURIComponent(label) });
   res.end(png);
+}
+
+/** A request path for logs, without the `token` query parameter. */
+export function redactToken(path: string): string {
+  return path.replace(/([?&]token=)[^&]*/g, '$1[redacted]');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -164,7 +174,7 @@ export async function startDashboardServer(coordinator: Coordinator, opts: Dashb
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendError(res, err);
       else res.end();
-      if (!(err instanceof CoordinatorError)) log.warn('dashboard request failed', { path: req.url, error: err });
+      if (!(err instanceof CoordinatorError)) log.warn('dashboard request failed', { path: redactToken(req.url ?? ''), error: err });
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -175,3 +175,29 @@ export async function loadImageFolderRaw(spec: FolderDatasetSpec): Promise<RawDa
     source: `folder:${root}` + (perClass !== undefined ? ` (perClass=${perClass})` : ''),
   };
 }
+
+/**
+ * One image of a folder dataset without decoding the rest: the `index`-th
+ * readable file (wrapped around) over the classes in order, files in path
+ * order. For previews (the dashboard's feature maps), not for training.
+ * @throws DatasetError as {@link loadImageFolderRaw} for a missing or malformed folder, or one with no readable image.
+ */
+export async function loadImageFolderSample(spec: FolderDatasetSpec, index: number): Promise<{ image: RawImage; label: string }> {
+  const root = spec.path;
+  await assertDirectory(root, 'dataset.path');
+  const entries = await readdir(root, { withFileTypes: true });
+  const classNames: string[] = [];
+  for (const e of entries) if (!e.name.startsWith('.') && (await isDirEntry(root, e))) classNames.push(e.name);
+  classNames.sort(byCodePoint);
+  const files: Array<{ file: string; label: string }> = [];
+  for (const name of classNames) for (const file of await listImageFiles(join(root, name))) files.push({ file, label: name });
+  for (let k = 0; k < files.length; k++) {
+    const { file, label } = files[(index + k) % files.length];
+    try {
+      return { image: decodeImage(await readFile(file)), label };
+    } catch {
+      // Corrupt files are skipped, as in training.
+    }
+  }
+  throw new DatasetError('DATASET_EMPTY_CLASS', `dataset: no readable ${IMAGE_EXTENSIONS.join('/')} image under ${root}`);
+}
