@@ -9,13 +9,14 @@ import { backboneInfo, KNOWN_BACKBONES } from '../../../worker/src/engine/backbo
 import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
 import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
+import { validateFuse } from './validate-fuse.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
   'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
   ...RECIPE_FIELDS,
   'augmentation',
-  'scheduler', 'tpe',
+  'scheduler', 'tpe', 'fuse',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -122,6 +123,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     ? headEpochs + (unfreeze?.some(unfreezesAnything) ? fineTuneEpochs : 0)
     : undefined;
   const scheduler = validateScheduler(o.scheduler, longestTrial, v);
+  const fuse = validateFuse(o.fuse, v);
 
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
@@ -166,6 +168,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     learningRateRange,
     dropoutRange,
     tpe,
+    fuse,
   };
 }
 
