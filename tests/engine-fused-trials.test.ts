@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, trainTrial, type TrialHyperparams, type TrialOutcome } from '../services/worker/src/engine/index.js';
 import { trainFusedTrials } from '../services/worker/src/engine/fused-trials.js';
+import { normalizeAugmentation } from '../services/worker/src/engine/augment-config.js';
 import { disposeData, stripesDataset } from './engine-helpers.js';
 
 const BASE: TrialHyperparams = {
@@ -24,9 +25,9 @@ function snapshot(model: tf.LayersModel): Float32Array[] {
 }
 
 /** `stopAt`: trial index → epoch whose report answers STOP. */
-async function separate(stopAt: Record<number, number>): Promise<Run[]> {
+async function separate(stopAt: Record<number, number>, trials = TRIALS): Promise<Run[]> {
   const runs: Run[] = [];
-  for (const [k, hp] of TRIALS.entries()) {
+  for (const [k, hp] of trials.entries()) {
     const data = stripesDataset({ train: 40, val: 12, test: 12, size: 16, seed: 4 });
     let model: tf.LayersModel | null = null;
     let weights: Float32Array[] = [];
@@ -43,11 +44,11 @@ async function separate(stopAt: Record<number, number>): Promise<Run[]> {
   return runs;
 }
 
-async function fused(stopAt: Record<number, number>): Promise<Run[]> {
+async function fused(stopAt: Record<number, number>, trials = TRIALS): Promise<Run[]> {
   const data = stripesDataset({ train: 40, val: 12, test: 12, size: 16, seed: 4 });
   const models = new Map<number, tf.LayersModel>();
   const weights = new Map<number, Float32Array[]>();
-  const outcomes = await trainFusedTrials(TRIALS, data, {
+  const outcomes = await trainFusedTrials(trials, data, {
     onModel: (k, _stage, m) => models.set(k, m),
     onEpoch: (k, r) => {
       weights.set(k, snapshot(models.get(k)!));
@@ -95,5 +96,19 @@ describe('fused trials equal separate trainTrial runs (tiny_cnn, stripes)', () =
     expect(f[1].outcome.stopped).toBe(true);
     expect(f[1].outcome.history).toHaveLength(2);
     TRIALS.forEach((_, k) => expectSameRun(f[k], s[k], `trial ${k}`));
+  }, 120_000);
+
+  it('the recipe knobs too: augmented passes, class weights, label smoothing, L2, cosine schedule, early stopping that ends phases at different epochs', async () => {
+    const recipe: Partial<TrialHyperparams> = {
+      headEpochs: 3, fineTuneEpochs: 2, augmentation: normalizeAugmentation({ horizontalFlip: true, rotation: 10, passes: 2 }, []),
+      classWeights: 'balanced', labelSmoothing: 0.1, l2: 1e-3, lrSchedule: 'cosine', earlyStopping: { patience: 0, minDelta: 0, restoreBestWeights: true },
+    };
+    // Learning rate 1 makes trial 1's val_loss rise after its second head epoch: its head phase ends early.
+    const trials = TRIALS.map((hp, k) => ({ ...hp, ...recipe, ...(k === 1 ? { learningRate: 1 } : {}) }));
+    const [f, s] = [await fused({}, trials), await separate({}, trials)];
+    trials.forEach((_, k) => expectSameRun(f[k], s[k], `trial ${k}`));
+    expect(f.map((r) => r.outcome.earlyStops)).toEqual(s.map((r) => r.outcome.earlyStops));
+    // Early stopping split the group: the trials' phases ran different numbers of epochs.
+    expect(new Set(f.map((r) => r.outcome.history.map((e) => e.phase).join())).size).toBeGreaterThan(1);
   }, 120_000);
 });

@@ -52,16 +52,21 @@ export function fusionKey(c: TrialConfig): string {
   return `${featureKey(c)}|${stableJson({ ...rest, recipe: rest.recipe ?? null, augmentation: rest.augmentation ?? null })}`;
 }
 
-/** `configs` split into fusable groups (equal fusion keys), in order of first appearance. */
-export function fusableGroups<T extends TrialConfig>(configs: readonly T[]): T[][] {
+/** `items` grouped by `key`, groups in order of first appearance. */
+function groupBy<T>(items: readonly T[], key: (x: T) => string): T[][] {
   const groups = new Map<string, T[]>();
-  for (const c of configs) {
-    const key = fusionKey(c);
-    const g = groups.get(key);
-    if (g) g.push(c);
-    else groups.set(key, [c]);
+  for (const x of items) {
+    const k = key(x);
+    const g = groups.get(k);
+    if (g) g.push(x);
+    else groups.set(k, [x]);
   }
   return [...groups.values()];
+}
+
+/** `configs` split into fusable groups (equal fusion keys), in order of first appearance. */
+export function fusableGroups<T extends TrialConfig>(configs: readonly T[]): T[][] {
+  return groupBy(configs, fusionKey);
 }
 
 /** The queue message id of a unit: its first trial's id, marked with the others' count when there are more. */
@@ -81,15 +86,8 @@ export function planUnits(configs: readonly TrialConfig[], fuse: FuseSpec | null
   const sorted = [...configs].sort((a, b) => a.index - b.index);
   if (!fuse) return sorted.map((c) => ({ unitId: c.trialId, trialIds: [c.trialId] }));
   const cap = Math.max(1, Math.min(fuse.maxTrials, maxParallel));
-  const byFeatures = new Map<string, TrialConfig[]>();
-  for (const c of sorted) {
-    const key = featureKey(c);
-    const list = byFeatures.get(key);
-    if (list) list.push(c);
-    else byFeatures.set(key, [c]);
-  }
   const units: WorkUnit[] = [];
-  for (const same of byFeatures.values()) {
+  for (const same of groupBy(sorted, featureKey)) {
     const ordered = fusableGroups(same).flat();
     const count = Math.ceil(ordered.length / cap);
     const size = Math.ceil(ordered.length / count);

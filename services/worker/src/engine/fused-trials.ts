@@ -84,8 +84,7 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
     hooks.onPhase?.(phase);
   };
   if (hps.length === 0) return [];
-  const recipe = validate(hps[0], data);
-  hps.forEach((hp) => validate(hp, data));
+  const [recipe] = hps.map((hp) => validate(hp, data));
   const blocker = fusionBlocker(hps);
   if (blocker) throw new EngineConfigError(`cannot fuse these trials: ${blocker}`);
   const hp0 = hps[0];
@@ -192,7 +191,7 @@ interface FusedPhaseOptions {
   members: Member[];
   recipe: Recipe;
   epochs: number;
-  /** A member's training input per phase epoch (augmented passes). */
+  /** A member's training input, or one per phase epoch (augmented passes); asked once per phase. */
   x(m: Member): tf.Tensor | ((epoch: number) => tf.Tensor);
   y: tf.Tensor;
   /** Integer labels of the training split, for class weights. */
@@ -210,6 +209,8 @@ async function fusedPhase(o: FusedPhaseOptions): Promise<void> {
   const { recipe } = o;
   const early = new Map(o.members.map((m) => [m, recipe.earlyStopping ? new EarlyStopping(o.phase, m.model!, recipe.earlyStopping) : null]));
   const firstEpoch = new Map(o.members.map((m) => [m, m.history.length + 1]));
+  // Fixed at the phase start: a member's augmented pass follows its own epoch count (passInput), as in its separate run.
+  const inputs = new Map(o.members.map((m) => [m, o.x(m)]));
   let active = [...o.members];
   const yData = await o.y.data();
   const xData = new Map<tf.Tensor, tf.TypedArray | string[]>();
@@ -221,7 +222,7 @@ async function fusedPhase(o: FusedPhaseOptions): Promise<void> {
       // Members whose input and shuffle agree share the batches; all of them do unless early stopping split their histories.
       const batches: Array<{ x: tf.Tensor; order: Int32Array; members: Member[] }> = [];
       for (const m of active) {
-        const xi = o.x(m);
+        const xi = inputs.get(m)!;
         const x = typeof xi === 'function' ? xi(epoch) : xi;
         const order = permutation(x.shape[0], m.random);
         const same = batches.find((b) => b.x === x && b.order.every((v, i) => v === order[i]));
