@@ -5,15 +5,15 @@ import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type UnitTask } from '../se
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 import { waitFor } from './helpers/wait-for.js';
 
-// 2 depths × 3 learning rates: two units of 3 fusable trials; maxParallel 4 lets one unit go at a time.
+// 3 depths × 3 learning rates: three units of 3 fusable trials; maxParallel 6 (trials) lets two units go at a time.
 const SPEC = `
 name: units
 dataset: { kind: synthetic }
 backbones: [tiny_cnn]
-unfreeze: [0, 6]
+unfreeze: [0, 6, 13]
 learningRates: [0.1, 0.01, 0.001]
 dropouts: [0.2]
-maxParallel: 4
+maxParallel: 6
 `;
 const started = (c: Coordinator, trialId: string, attempt: number) => c.trialStarted({ trialId, attempt, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
 const finished = (c: Coordinator, trialId: string, attempt: number) => c.trialFinished({ trialId, attempt, valAccuracy: 0.5, valLoss: 1, testAccuracy: 0.5, testLoss: 1, epochs: 1, seconds: 1, stopped: false, totalParams: 1, trainableParams: 1, cutLayer: '' });
@@ -33,7 +33,7 @@ describe('coordinator: work units on the queue', () => {
   it('queues units (maxParallel counts trials); a redelivered unit skips its finished trials and reruns the others; a restart keeps units', async () => {
     const c = await Coordinator.start({ nc, queue: { ackWaitMs: 5000 } });
     const sweep = await c.submitSweep(SPEC);
-    expect(c.counts(sweep.sweepId)).toMatchObject({ queued: 3, pending: 3 });
+    expect(c.counts(sweep.sweepId)).toMatchObject({ queued: 6, pending: 3 });
     const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m1 = (await consumer.next({ expires: 2000 }))!;
     const unit = m1.json<UnitTask>();
@@ -59,20 +59,22 @@ describe('coordinator: work units on the queue', () => {
     await finished(c2, b, 2);
     await finished(c2, d, 2);
     m2.ack();
-    // The unit's 3 trials are done: the second unit goes.
-    await waitFor(() => c2.counts(sweep.sweepId).queued === 3, 5000, 'second unit queued');
+    // The unit's 3 trials are done: the third unit goes.
+    await waitFor(() => c2.counts(sweep.sweepId).queued === 6, 5000, 'third unit queued');
     const m3 = (await consumer.next({ expires: 2000 }))!;
     expect(m3.json<UnitTask>().configs).toHaveLength(3);
     await c2.cancelSweep(sweep.sweepId);
-    expect(c2.counts(sweep.sweepId)).toMatchObject({ completed: 3, cancelled: 3 });
+    expect(c2.counts(sweep.sweepId)).toMatchObject({ completed: 3, cancelled: 6 });
     m3.ack();
+    // Cancel took the waiting unit off the stream.
+    expect(await consumer.next({ expires: 1000 })).toBeNull();
     c.close();
     c2.close();
   });
 
   it('MAX_DELIVERIES fails every unfinished trial of the unit', async () => {
     const c = await Coordinator.start({ nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
-    const sweep = await c.submitSweep(SPEC.replace('unfreeze: [0, 6]', 'unfreeze: [0]'));
+    const sweep = await c.submitSweep(SPEC.replace('unfreeze: [0, 6, 13]', 'unfreeze: [0]'));
     const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m = (await consumer.next({ expires: 2000 }))!;
     const [first, ...rest] = m.json<UnitTask>().configs.map((x) => x.trialId);

@@ -46,7 +46,7 @@ describe('planner: work units and fusable groups', () => {
     expect(fusionKey(d)).not.toBe(fusionKey(a));
   });
 
-  it('caps units at min(fuse.maxTrials, maxParallel), in near-equal parts, and fuse: null gives one trial per unit', () => {
+  it('caps units at min(fuse.maxTrials, maxParallel / 2), in near-equal parts, and fuse: null gives one trial per unit', () => {
     const spec = parseSweepSpec(`
 name: plan
 dataset: { kind: synthetic }
@@ -55,7 +55,7 @@ imageSize: 32
 unfreeze: [0, 15]
 learningRates: [0.1, 0.01, 0.001]
 dropouts: [0.2, 0.3, 0.5]
-maxParallel: 8
+maxParallel: 16
 `);
     expect(spec.fuse).toEqual({ maxTrials: 8 });
     const configs = expandAll(createSearcher(spec)).map((p, index) => config(index, { ...p, trialId: `sw-t${index}` }));
@@ -65,12 +65,13 @@ maxParallel: 8
     expect(new Set(units.flatMap((u) => u.trialIds)).size).toBe(18);
     for (const u of units) expect(new Set(u.trialIds.map((id) => featureKey(configs.find((c) => c.trialId === id)!))).size).toBe(1);
     expect(units[0].unitId).toBe(`${units[0].trialIds[0]}+4`);
-    expect(planUnits(configs, { maxTrials: 8 }, 3).map((u) => u.trialIds.length)).toEqual([3, 3, 3, 3, 3, 3]);
+    expect(planUnits(configs, { maxTrials: 8 }, 6).map((u) => u.trialIds.length)).toEqual([3, 3, 3, 3, 3, 3]);
+    expect(planUnits(configs, { maxTrials: 8 }, 1)).toHaveLength(18);
     const single = planUnits(configs, null, 8);
     expect(single).toHaveLength(18);
     expect(single[0]).toEqual({ unitId: configs[0].trialId, trialIds: [configs[0].trialId] });
     // Deterministic: a restarted coordinator plans the same units.
-    expect(planUnits([...configs].reverse(), spec.fuse!, 8)).toEqual(units);
+    expect(planUnits([...configs].reverse(), spec.fuse!, spec.maxParallel)).toEqual(units);
   });
 
   it('fuse: false and bad fuse values', () => {

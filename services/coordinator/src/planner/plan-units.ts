@@ -76,8 +76,9 @@ export function unitIdOf(trialIds: readonly string[]): string {
 
 /**
  * Groups a sweep's trials into work units by feature key, each at most
- * `min(fuse.maxTrials, maxParallel)` trials so a sweep still spreads over
- * workers; an over-full key is cut into near-equal units (18 at 8 → 6+6+6),
+ * `min(fuse.maxTrials, ⌊maxParallel / 2⌋)` trials (at least 1), so that at
+ * least two units can be in flight and a sweep still spreads over workers;
+ * an over-full key is cut into near-equal units (18 at 8 → 6+6+6),
  * fusable groups kept together as far as the cut allows. `fuse: null` gives
  * one trial per unit. Pure and deterministic: a restarted coordinator plans
  * the same units.
@@ -85,7 +86,7 @@ export function unitIdOf(trialIds: readonly string[]): string {
 export function planUnits(configs: readonly TrialConfig[], fuse: FuseSpec | null, maxParallel: number): WorkUnit[] {
   const sorted = [...configs].sort((a, b) => a.index - b.index);
   if (!fuse) return sorted.map((c) => ({ unitId: c.trialId, trialIds: [c.trialId] }));
-  const cap = Math.max(1, Math.min(fuse.maxTrials, maxParallel));
+  const cap = Math.max(1, Math.min(fuse.maxTrials, Math.floor(maxParallel / 2)));
   const units: WorkUnit[] = [];
   for (const same of groupBy(sorted, featureKey)) {
     const ordered = fusableGroups(same).flat();

@@ -135,7 +135,7 @@ export interface SweepSpecInput {
 
 /** A validated `fuse:` (null when off). */
 export interface FuseSpec {
-  /** Trials per work unit at most (also capped by maxParallel). @default 8 */
+  /** Trials per work unit at most (also capped at half of maxParallel). @default 8 */
   maxTrials: number;
 }
 
