@@ -67,7 +67,8 @@ export function fusionBlocker(hps: readonly TrialHyperparams[]): string | null {
  * Trains K trials that differ only in learning rate, dropout or head units
  * together (HFTA-style horizontal fusion): the frozen features are computed
  * once; in each phase every batch goes forward through the K models (each
- * its own head, its own copy of the unfrozen tail, its own dropout seed),
+ * its own head, its own copy of the unfrozen tail, its own dropout layer
+ * drawing masks as its separate run would),
  * one backward pass of the summed loss gives every trial its own gradients
  * (the K models share no weight, so ∂Σloss/∂θk = ∂loss_k/∂θk), and each
  * trial's own optimizer applies them. Batches, losses, class weights,
