@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import type { TrialConfig } from '../services/coordinator/src/spec/sweep-spec.js';
 import { TrialQueue } from '../services/coordinator/src/queue/trial-queue.js';
 import { AffinityQueue } from '../services/coordinator/src/queue/affinity-queue.js';
@@ -19,7 +19,7 @@ function config(trialId: string, over: Partial<TrialConfig> = {}): TrialConfig {
     split: { valFraction: 0.2, testFraction: 0.2 }, augmentation: null, ...over,
   };
 }
-const task = (c: TrialConfig): TrialTask => ({ v: 1, config: c });
+const task = (c: TrialConfig): TrialTaskV1 => ({ v: 1, config: c });
 
 describe('cache-affinity dispatch', () => {
   let nats: RunningNatsServer;
@@ -64,18 +64,18 @@ describe('cache-affinity dispatch', () => {
     expect(r2.kind).toBe('shared');
 
     const a = await inboxA.next({ expires: 1000 });
-    expect(a?.json<TrialTask>().config.trialId).toBe('held-2');
+    expect(a?.json<TrialTaskV1>().config.trialId).toBe('held-2');
     a?.ack();
     expect(await inboxB.next({ expires: 1000 })).toBeNull();
     const s = await sharedConsumer.next({ expires: 1000 });
-    expect(s?.json<TrialTask>().config.trialId).toBe('cold-1');
+    expect(s?.json<TrialTaskV1>().config.trialId).toBe('cold-1');
     s?.ack();
 
     // A worker that stops refreshing drops out after the TTL: its key's trials go to anyone.
     await waitFor(async () => (await holders.holdersOf(affinityKeyOf(held))).length === 0, 6000);
     expect((await router.route(task(config('held-3')))).kind).toBe('shared');
     const s2 = await sharedConsumer.next({ expires: 1000 });
-    expect(s2?.json<TrialTask>().config.trialId).toBe('held-3');
+    expect(s2?.json<TrialTaskV1>().config.trialId).toBe('held-3');
     s2?.ack();
 
     // An inbox message not yet taken can be withdrawn (the coordinator's fallback and cancel).

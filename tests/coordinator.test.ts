@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { Coordinator, toGrpcStatus, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { Coordinator, toGrpcStatus, TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import { waitFor } from './helpers/wait-for.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
@@ -14,6 +14,7 @@ unfreeze: [0, 4]
 learningRates: [0.01, 0.001]
 dropouts: [0.2]
 maxParallel: ${maxParallel}
+fuse: false
 `;
 
 describe('coordinator over a real JetStream', () => {
@@ -37,7 +38,7 @@ describe('coordinator over a real JetStream', () => {
 
     const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const msg = (await consumer.next({ expires: 2000 }))!;
-    const task = msg.json<TrialTask>();
+    const task = msg.json<TrialTaskV1>();
     expect(task.config.sweepId).toBe(sweep.sweepId);
     const id = task.config.trialId;
     const attempt = msg.info.deliveryCount;
@@ -67,7 +68,7 @@ describe('coordinator over a real JetStream', () => {
     for (;;) {
       const m = await consumer.next({ expires: 1000 });
       if (!m) break;
-      const t = m.json<TrialTask>().config;
+      const t = m.json<TrialTaskV1>().config;
       await c2.trialStarted({ trialId: t.trialId, attempt: m.info.deliveryCount, worker: 'w1', backend: 'cpu', pretrained: false, weightsSource: '' });
       await c2.trialFailed({ trialId: t.trialId, attempt: m.info.deliveryCount, error: 'boom', code: 'TEST', retrying: false });
       m.term();
@@ -83,7 +84,7 @@ describe('coordinator over a real JetStream', () => {
     const sweep = await c.submitSweep(spec(3));
     const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m = (await consumer.next({ expires: 2000 }))!;
-    const t = m.json<TrialTask>().config;
+    const t = m.json<TrialTaskV1>().config;
     await c.trialStarted({ trialId: t.trialId, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
     await c.cancelSweep(sweep.sweepId);
     expect(c.counts(sweep.sweepId)).toMatchObject({ running: 1, cancelled: 3 });
@@ -102,7 +103,7 @@ describe('coordinator over a real JetStream', () => {
     const sweep = await c.submitSweep(spec(1));
     const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m = (await consumer.next({ expires: 2000 }))!;
-    const t = m.json<TrialTask>().config;
+    const t = m.json<TrialTaskV1>().config;
     await c.trialStarted({ trialId: t.trialId, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
     await c.cancelSweep(sweep.sweepId);
     // The worker is drained mid-trial and hands it back rather than finishing it.

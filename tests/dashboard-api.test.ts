@@ -14,6 +14,7 @@ unfreeze: [0, 4]
 learningRates: [0.01, 0.03]
 dropouts: [0.1, 0.5]
 maxParallel: 8
+fuse: false
 `;
 
 describe('dashboard HTTP API, SSE and /metrics on a real coordinator', () => {

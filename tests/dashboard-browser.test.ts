@@ -17,6 +17,7 @@ unfreeze: [0, 4]
 learningRates: [0.01, 0.03]
 dropouts: [0.1, 0.5]
 maxParallel: 8
+fuse: false
 `;
 
 describe('dashboard in a real headless Chromium', () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -31,7 +31,7 @@ describe('deliveries run out', () => {
       // A worker takes it, says it started, then vanishes (no ack, no report).
       const m = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, `delivery ${delivery}`);
       expect(m.info.deliveryCount).toBe(delivery);
-      await c.trialStarted({ trialId: m.json<TrialTask>().config.trialId, attempt: delivery, worker: `w${delivery}`, backend: 'cpu', pretrained: false, weightsSource: '' });
+      await c.trialStarted({ trialId: m.json<TrialTaskV1>().config.trialId, attempt: delivery, worker: `w${delivery}`, backend: 'cpu', pretrained: false, weightsSource: '' });
     }
     const [trial] = c.trialsOf(sweep.sweepId);
     // Live workers keep pulling; the server notices the exhausted message when it next tries to deliver.

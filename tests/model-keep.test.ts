@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { Coordinator, ModelObjects, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask } from '../services/coordinator/src/index.js';
+import { Coordinator, ModelObjects, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import { MODELS_BUCKET } from '../services/worker/src/engine/weights/object-layout.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
@@ -45,8 +45,8 @@ describe('keeping the top models of a sweep', () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       const msg = (await consumer.next({ expires: 2000 }))!;
-      const id = msg.json<TrialTask>().config.trialId;
-      expect(msg.json<TrialTask>().config.exportModel).toBe(true);
+      const id = msg.json<TrialTaskV1>().config.trialId;
+      expect(msg.json<TrialTaskV1>().config.exportModel).toBe(true);
       await c.trialStarted({ trialId: id, attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
       msg.ack();
       ids.push(id);
@@ -96,7 +96,7 @@ describe('keeping the top models of a sweep', () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       const msg = (await consumer.next({ expires: 2000 }))!;
-      ids.push(msg.json<TrialTask>().config.trialId);
+      ids.push(msg.json<TrialTaskV1>().config.trialId);
       await c.trialStarted({ trialId: ids[i], attempt: 1, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' });
       msg.ack();
     }

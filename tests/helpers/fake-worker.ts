@@ -1,6 +1,6 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { TRIAL_STREAM, WORKER_CONSUMER, type Coordinator, type TrialTask } from '../../services/coordinator/src/index.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, type Coordinator, type TrialTaskV1 } from '../../services/coordinator/src/index.js';
 
 /**
  * Plays a worker against a real coordinator and queue without training: pulls
@@ -12,7 +12,7 @@ export async function runOneTrial(nc: NatsConnection, c: Coordinator, opts: { ep
   const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
   const msg = await consumer.next({ expires: 2000 });
   if (!msg) return null;
-  const task = msg.json<TrialTask>();
+  const task = msg.json<TrialTaskV1>();
   const { trialId, learningRate, dropout } = task.config;
   const attempt = msg.info.deliveryCount;
   await c.trialStarted({ trialId, attempt, worker: 'fake-worker', backend: 'none', pretrained: false, weightsSource: 'none' });

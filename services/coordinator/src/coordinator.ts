@@ -8,9 +8,11 @@ import { KeyedLock } from './keyed-lock.js';
 import { queryLeaderboard, type LeaderboardQueryInput, type LeaderboardResult } from './leaderboard/leaderboard.js';
 import { silentLogger, type Logger } from './log.js';
 import { TrialQueue, type TrialQueueOptions } from './queue/trial-queue.js';
+import { planUnits } from './planner/plan-units.js';
 import {
   newTrialRecord,
   TERMINAL_TRIAL_STATUSES,
+  unitOf,
   type EpochRecord,
   type SweepRecord,
   type TrialRecord,
@@ -96,8 +98,8 @@ export class Coordinator {
   private readonly sweeps = new Map<string, SweepRecord>();
   private readonly trialsBySweep = new Map<string, Map<string, TrialRecord>>();
   private readonly trials = new Map<string, TrialRecord>();
-  /** Stream sequence of a queued trial's message → trial id (advisories name the sequence only). */
-  private readonly bySeq = new Map<number, string>();
+  /** Stream sequence of a queued work unit's message → its trial ids (advisories name the sequence only). */
+  private readonly bySeq = new Map<number, Set<string>>();
   private advisories: Subscription | null = null;
   private readonly lock = new KeyedLock();
   private readonly events = new EventEmitter();
@@ -143,16 +145,22 @@ export class Coordinator {
         if (err) return;
         const a = msg.json<{ stream_seq: number; deliveries: number }>();
         void this.onDeliveriesExhausted(a.stream_seq, a.deliveries).catch((e) => {
-          const t = this.trials.get(this.bySeq.get(a.stream_seq) ?? '');
-          this.log.error('advisory.failed', { seq: a.stream_seq, sweepId: t?.config.sweepId, trialId: t?.config.trialId, error: e });
+          const trialIds = [...(this.bySeq.get(a.stream_seq) ?? [])];
+          const t = this.trials.get(trialIds[0] ?? '');
+          this.log.error('advisory.failed', { seq: a.stream_seq, sweepId: t?.config.sweepId, trialIds, error: e });
         });
       },
     });
   }
 
   private async onDeliveriesExhausted(seq: number, deliveries: number): Promise<void> {
-    const trialId = this.bySeq.get(seq);
-    const t = trialId ? this.trials.get(trialId) : undefined;
+    // Every trial of the unit that has not ended fails: the unit's worker died each time.
+    for (const trialId of this.bySeq.get(seq) ?? []) await this.failExhausted(this.trials.get(trialId), deliveries);
+    // The stream keeps such a message forever otherwise.
+    await this.queue.remove(seq);
+  }
+
+  private async failExhausted(t: TrialRecord | undefined, deliveries: number): Promise<void> {
     if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
       await this.lock.run(`trial:${t.config.trialId}`, async () => {
         if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
@@ -166,8 +174,6 @@ export class Coordinator {
       });
       await this.afterTerminal(t.config.sweepId);
     }
-    // The stream keeps such a message forever otherwise.
-    await this.queue.remove(seq);
   }
 
   /** Stops listening for queue advisories (the NATS connection is the caller's). */
@@ -201,7 +207,11 @@ export class Coordinator {
 
   private index(t: TrialRecord): void {
     this.trials.set(t.config.trialId, t);
-    if (t.queueSeq > 0) this.bySeq.set(t.queueSeq, t.config.trialId);
+    if (t.queueSeq > 0) {
+      let ids = this.bySeq.get(t.queueSeq);
+      if (!ids) this.bySeq.set(t.queueSeq, (ids = new Set()));
+      ids.add(t.config.trialId);
+    }
     let m = this.trialsBySweep.get(t.config.sweepId);
     if (!m) this.trialsBySweep.set(t.config.sweepId, (m = new Map()));
     m.set(t.config.trialId, t);
@@ -316,10 +326,13 @@ export class Coordinator {
     const points = expandAll(createSearcher(sweep.spec));
     const existing = this.trialsBySweep.get(sweep.sweepId);
     const now = Date.now();
-    const fresh = points
-      .map((p, index) => ({ p, index }))
-      .filter(({ index }) => !existing?.has(trialIdOf(sweep.sweepId, index)))
-      .map(({ p, index }) => newTrialRecord(trialConfig(sweep.spec, sweep.sweepId, index, p), now));
+    const configs = points.map((p, index) => trialConfig(sweep.spec, sweep.sweepId, index, p));
+    // Planned over all the sweep's trials, so a restart that recreates missing ones gives them the same units.
+    const unitIds = new Map<string, string>();
+    for (const u of planUnits(configs, sweep.spec.fuse ?? null, sweep.spec.maxParallel)) for (const id of u.trialIds) unitIds.set(id, u.unitId);
+    const fresh = configs
+      .filter((c) => !existing?.has(c.trialId))
+      .map((c) => ({ ...newTrialRecord(c, now), unitId: unitIds.get(c.trialId) }));
     // Bounded concurrency: thousands of KV puts at once would only queue in the client.
     for (let i = 0; i < fresh.length; i += 64) await Promise.all(fresh.slice(i, i + 64).map((t) => this.saveTrial(t)));
   }
@@ -419,28 +432,36 @@ export class Coordinator {
       if (!sweep || sweep.status !== 'running') return;
       const trials = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].sort((a, b) => a.config.index - b.config.index);
       let inflight = trials.filter((t) => t.status === 'queued' || t.status === 'running').length;
-      for (const t of trials) {
-        if (inflight >= sweep.spec.maxParallel) break;
-        if (t.status !== 'pending') continue;
-        await this.queueTrial(t);
-        inflight++;
+      const pendingUnits = new Map<string, TrialRecord[]>();
+      for (const t of trials) if (t.status === 'pending') pendingUnits.set(unitOf(t), [...(pendingUnits.get(unitOf(t)) ?? []), t]);
+      // maxParallel counts trials; a unit larger than the free slots waits, unless nothing runs (it could never go otherwise).
+      for (const [unitId, members] of pendingUnits) {
+        if (inflight > 0 && inflight + members.length > sweep.spec.maxParallel) break;
+        await this.queueUnit(unitId, members);
+        inflight += members.length;
       }
       if (isIncremental(sweep.spec)) await this.suggestTrials(sweep, inflight);
     });
   }
 
-  /** Publishes a pending trial and marks it queued. */
-  private queueTrial(t: TrialRecord): Promise<void> {
-    return this.lock.run(`trial:${t.config.trialId}`, async () => {
-      if (t.status !== 'pending') return;
-      // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
-      const seq = await this.queue.publish({ v: 1, config: t.config });
-      await this.updateTrial(t, (x) => {
-        x.queueSeq = seq;
-        x.status = 'queued';
+  /** Publishes a work unit of pending trials and marks them queued. Caller holds the sweep lock. */
+  private async queueUnit(unitId: string, members: TrialRecord[]): Promise<void> {
+    const pending = members.filter((t) => t.status === 'pending');
+    if (pending.length === 0) return;
+    // Publish first: a crash before the KV writes leaves trials pending, and the republish is dropped by the stream's duplicate window.
+    // A unit of one goes as a v1 message, which workers from before units can still run.
+    const seq = await this.queue.publish(pending.length === 1 && unitId === pending[0].config.trialId
+      ? { v: 1, config: pending[0].config }
+      : { v: 2, unitId, configs: pending.map((t) => t.config) });
+    for (const t of pending) {
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        await this.updateTrial(t, (x) => {
+          x.queueSeq = seq;
+          x.status = 'queued';
+        });
       });
       this.emit({ type: 'trial_queued', sweepId: t.config.sweepId, trial: t });
-    });
+    }
   }
 
   /**
@@ -471,7 +492,8 @@ export class Coordinator {
         throw err;
       }
       this.log.info('trial.suggested', { sweepId: sweep.sweepId, trialId: t.config.trialId, learningRate: p.learningRate, dropout: p.dropout });
-      await this.queueTrial(t);
+      // Suggested one at a time, a tpe trial is a unit of its own.
+      await this.queueUnit(t.config.trialId, [t]);
       inflight++;
     }
   }

@@ -49,8 +49,10 @@ export interface TrialRecord {
   /** Wall seconds per phase; null until finished. */
   phaseSeconds: PhaseSeconds | null;
   error: string;
-  /** Stream sequence of the queued message, so a cancel can delete it. */
+  /** Stream sequence of the queued message (its work unit's), so a cancel can delete it. */
   queueSeq: number;
+  /** The work unit (queue message) the trial travels in (planner/plan-units.ts). Absent in older records: a unit of its own, id = trial id. */
+  unitId?: string;
   /**
    * The scheduler's STOP for the current attempt: the epoch it was given at
    * and why. Stored with that epoch so a retried report gets the same answer.
@@ -72,11 +74,31 @@ export interface SweepRecord {
   finishedAtMs: number;
 }
 
-/** The message a worker pulls from the trial queue. */
-export interface TrialTask {
+/** The message a worker pulls from the trial queue: one trial (v1, still read) or a work unit (v2). */
+export type TrialTask = TrialTaskV1 | UnitTask;
+
+export interface TrialTaskV1 {
   /** Format version of this message. */
   v: 1;
   config: TrialConfig;
+}
+
+/** A work unit: trials that share their frozen features, run by one worker (fusable ones together). */
+export interface UnitTask {
+  v: 2;
+  /** The message id (duplicate window) and the unit every trial record names. */
+  unitId: string;
+  configs: TrialConfig[];
+}
+
+/** The trials a queue message carries, whatever its version. */
+export function configsOf(task: TrialTask): TrialConfig[] {
+  return task.v === 1 ? [task.config] : task.configs;
+}
+
+/** The work unit a trial travels in. */
+export function unitOf(t: TrialRecord): string {
+  return t.unitId ?? t.config.trialId;
 }
 
 export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { TrialTask } from '../records.js';
+import type { TrialTaskV1 } from '../records.js';
 import { workerToken } from './cache-holders.js';
 
 /**
@@ -48,7 +48,7 @@ export class AffinityQueue {
   }
 
   /** Publishes a trial to one worker's inbox (trial id = message id). Returns the stream sequence. */
-  async publish(workerId: string, task: TrialTask): Promise<number> {
+  async publish(workerId: string, task: TrialTaskV1): Promise<number> {
     const ack = await this.js.publish(inboxSubject(workerId), JSON.stringify(task), { msgID: task.config.trialId });
     return ack.seq;
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TrialTask } from '../records.js';
+import type { TrialTaskV1 } from '../records.js';
 import { affinityKeyOf } from './affinity-key.js';
 import type { AffinityQueue } from './affinity-queue.js';
 import type { CacheHolders } from './cache-holders.js';
@@ -17,7 +17,7 @@ export type Route = { kind: 'inbox'; worker: string; seq: number } | { kind: 'sh
 export class AffinityRouter {
   constructor(private readonly shared: TrialQueue, private readonly inboxes: AffinityQueue, private readonly holders: CacheHolders) {}
 
-  async route(task: TrialTask): Promise<Route> {
+  async route(task: TrialTaskV1): Promise<Route> {
     const holders = await this.holders.holdersOf(affinityKeyOf(task.config));
     if (holders.length === 0) return { kind: 'shared', seq: await this.shared.publish(task) };
     const pick = createHash('sha256').update(task.config.trialId).digest().readUInt32BE(0) % holders.length;

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import type { TrialTask } from '../records.js';
+import { configsOf, type TrialTask } from '../records.js';
 import { TRIAL_STREAM, TRIAL_SUBJECT_PREFIX, WORKER_CONSUMER, trialSubject } from './names.js';
 
 /** Queue settings. */
@@ -60,9 +60,12 @@ export class TrialQueue {
     return new TrialQueue(jetstream(nc), jsm, maxDeliver);
   }
 
-  /** Publishes a trial; the trial id is the message id, so a republish inside the window is dropped. Returns the stream sequence. */
+  /** Publishes a trial or work unit; its id is the message id, so a republish inside the window is dropped. Returns the stream sequence. */
   async publish(task: TrialTask): Promise<number> {
-    const ack = await this.js.publish(trialSubject(task.config.sweepId), JSON.stringify(task), { msgID: task.config.trialId });
+    const [first] = configsOf(task);
+    if (!first) throw new Error('a work unit needs at least one trial');
+    const msgID = task.v === 1 ? task.config.trialId : task.unitId;
+    const ack = await this.js.publish(trialSubject(first.sweepId), JSON.stringify(task), { msgID });
     return ack.seq;
   }
 

@@ -132,6 +132,19 @@ export interface SweepSpecInput {
   augmentation?: AugmentationInput;
   /** Early stopping (ASHA or the median rule). @default { kind: 'fifo' } (every trial runs all its epochs) */
   scheduler?: SchedulerSpecInput;
+  /**
+   * Work units and fused trials (planner/plan-units.ts): trials that share
+   * their frozen features go to one worker as a unit of at most `maxTrials`,
+   * and those that differ only in learning rate, dropout or head units train
+   * together. `false`: one trial per unit. @default { maxTrials: 8 }
+   */
+  fuse?: boolean | { maxTrials?: number };
+}
+
+/** A validated `fuse:` (null when off). */
+export interface FuseSpec {
+  /** Trials per work unit at most (also capped at half of maxParallel). @default 8 */
+  maxTrials: number;
 }
 
 /** A validated spec with every default filled in. */
@@ -171,6 +184,8 @@ export interface SweepSpec {
   augmentation: AugmentationConfig | null;
   /** Absent in sweeps stored before schedulers existed: read it as fifo. */
   scheduler: SchedulerSpec;
+  /** null: off. Absent in sweeps stored before work units existed: their trials keep one unit each. */
+  fuse?: FuseSpec | null;
 }
 
 export const SPEC_DEFAULTS = {
@@ -187,6 +202,7 @@ export const SPEC_DEFAULTS = {
   keepModels: 1,
   tpe: { nStartupTrials: 10, gamma: 0.25, nEiCandidates: 24, metric: 'val_accuracy' as SchedulerMetricName },
   scheduler: { kind: 'fifo' as SchedulerKind, metric: 'val_accuracy' as SchedulerMetricName, gracePeriod: 1, reductionFactor: 3, minSamples: 3 },
+  fuse: { maxTrials: 8 },
 } as const;
 
 /** Hard limits that keep one sweep from swamping the cluster. */
@@ -198,6 +214,7 @@ export const SPEC_LIMITS = {
   minImageSize: 16,
   maxImageSize: 1024,
   maxParallel: 10_000,
+  maxFuseTrials: 256,
 } as const;
 
 /** The hyperparameters of one trial: one point of the sweep. */

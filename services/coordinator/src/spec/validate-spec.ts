@@ -10,6 +10,7 @@ import { parseWeightsRef } from '../../../worker/src/engine/weights/weights-ref.
 import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
 import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
+import { validateFuse } from './validate-fuse.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
@@ -17,7 +18,7 @@ const TOP_LEVEL_FIELDS = [
   'weights', 'keepModels',
   ...RECIPE_FIELDS,
   'augmentation',
-  'scheduler', 'tpe',
+  'scheduler', 'tpe', 'fuse',
 ];
 const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -127,6 +128,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     ? headEpochs + (unfreeze?.some(unfreezesAnything) ? fineTuneEpochs : 0)
     : undefined;
   const scheduler = validateScheduler(o.scheduler, longestTrial, v);
+  const fuse = validateFuse(o.fuse, v);
 
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
@@ -173,6 +175,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     learningRateRange,
     dropoutRange,
     tpe,
+    fuse,
   };
 }
 

@@ -14,7 +14,7 @@ export function permutation(n: number, random: () => number): Int32Array {
 }
 
 /** Rows of `t` (whose values are `values`) in `order`, as a new tensor. */
-function permuteRows(values: tf.TypedArray | string[], t: tf.Tensor, order: Int32Array): tf.Tensor {
+export function permuteRows(values: tf.TypedArray | string[], t: tf.Tensor, order: Int32Array): tf.Tensor {
   if (!(values instanceof Float32Array || values instanceof Int32Array)) {
     throw new TypeError(`cannot shuffle a ${t.dtype} tensor`);
   }

@@ -140,7 +140,7 @@ function requirePositive(name: string, value: number): void {
   if (!(Number.isFinite(value) && value > 0)) throw new EngineConfigError(`${name} must be a positive number; got ${value}`);
 }
 
-function validate(hp: TrialHyperparams, data: LoadedDataset): Recipe {
+export function validate(hp: TrialHyperparams, data: LoadedDataset): Recipe {
   requireInteger('headUnits', hp.headUnits, 1);
   requireInteger('headEpochs', hp.headEpochs, 1);
   requireInteger('fineTuneEpochs', hp.fineTuneEpochs, 0);
@@ -167,7 +167,7 @@ function validate(hp: TrialHyperparams, data: LoadedDataset): Recipe {
 }
 
 /** Frozen-feature caches and everything else a trial creates, so one place frees them. */
-class TrialResources {
+export class TrialResources {
   readonly tensors: tf.Tensor[] = [];
   readonly optimizers: tf.Optimizer[] = [];
   readonly layers: tf.layers.Layer[] = [];
@@ -184,7 +184,7 @@ class TrialResources {
   }
 }
 
-function countParams(layers: readonly tf.layers.Layer[]): { total: number; trainable: number } {
+export function countParams(layers: readonly tf.layers.Layer[]): { total: number; trainable: number } {
   let total = 0;
   let trainable = 0;
   for (const layer of new Set(layers)) {
@@ -196,17 +196,17 @@ function countParams(layers: readonly tf.layers.Layer[]): { total: number; train
   return { total, trainable };
 }
 
-function compile(model: tf.LayersModel, optimizer: tf.Optimizer, targets: TrainingTargets): void {
+export function compile(model: tf.LayersModel, optimizer: tf.Optimizer, targets: TrainingTargets): void {
   model.compile({ optimizer, loss: targets.loss, metrics: ['accuracy'] });
 }
 
-function newOptimizer(recipe: Recipe, learningRate: number, res: TrialResources): tf.Optimizer {
+export function newOptimizer(recipe: Recipe, learningRate: number, res: TrialResources): tf.Optimizer {
   const optimizer = createOptimizer(recipe.optimizer, learningRate, recipe.momentum);
   res.optimizers.push(optimizer);
   return optimizer;
 }
 
-async function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): Promise<{ loss: number; accuracy: number }> {
+export async function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): Promise<{ loss: number; accuracy: number }> {
   const out = model.evaluate(x, y, { batchSize }) as tf.Scalar[];
   try {
     const [loss, accuracy] = await Promise.all(out.map((t) => t.data()));
@@ -217,7 +217,7 @@ async function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batch
 }
 
 /** Sets Keras-style trainability: layers with index >= firstTrainable train, all others are frozen. */
-function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
+export function setTrainableFrom(backbone: Backbone, firstTrainable: number): void {
   // The saved nsfwjs topology marks some layers trainable: false already; set every flag.
   backbone.model.layers.forEach((layer, i) => {
     layer.trainable = i >= firstTrainable;

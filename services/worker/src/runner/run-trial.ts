@@ -1,8 +1,9 @@
 import type { TrialConfig } from '../../../coordinator/src/index.js';
-import { datasetCacheKey, disposeDataset, loadDatasetCached } from '../data/load-dataset.js';
+import { datasetCacheKey, disposeDataset, loadDatasetCached, type LoadedDataset } from '../data/load-dataset.js';
 import { backboneInputSize } from '../engine/backbones/registry.js';
 import type { FeatureMemoRef } from '../engine/trial-features.js';
-import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
+import { trainTrial, type Decision, type EpochReport, type TrialHyperparams, type TrialOutcome, type TrainOptions } from '../engine/train-trial.js';
+import { fusionBlocker, trainFusedTrials } from '../engine/fused-trials.js';
 import { FeatureMemo } from '../engine/feature-memo.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { FeatureCacheListener } from '../engine/feature-cache/tiered-lookup.js';
@@ -32,19 +33,53 @@ export interface WorkerFeatureCache {
   onEvent?: FeatureCacheListener;
 }
 
-/**
- * Runs one trial end to end on this worker: resolve the backbone's input
- * size, load the dataset at that size (decoded images are cached per
- * process), train, dispose. Configuration errors are unrecoverable.
- */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
-  const cache: WorkerFeatureCache = featureCache instanceof FeatureMemo ? { memo: featureCache } : (featureCache ?? {});
+type FeatureCacheArg = FeatureMemo | WorkerFeatureCache | undefined;
+
+/** A trial config as the engine takes it, and the input size it resolved to. */
+function hyperparamsOf(config: TrialConfig): { hp: TrialHyperparams; size: [number, number] } {
   let size: [number, number];
   try {
     size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
   } catch (err) {
     throw new TrialError('INVALID_TRIAL', (err as Error).message, { retryable: false, cause: err });
   }
+  const hp: TrialHyperparams = {
+    backbone: config.backbone,
+    imageSize: size[0],
+    unfreeze: config.unfreeze,
+    learningRate: config.learningRate,
+    dropout: config.dropout,
+    headUnits: config.headUnits,
+    headEpochs: config.headEpochs,
+    fineTuneEpochs: config.fineTuneEpochs,
+    fineTuneLrFactor: config.fineTuneLrFactor,
+    batchSize: config.batchSize,
+    seed: config.seed,
+    ...(config.weights ? { weightsRef: config.weights } : {}),
+    // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
+    ...config.recipe,
+    augmentation: config.augmentation ?? null,
+  };
+  return { hp, size };
+}
+
+function featureMemoRef(featureCache: FeatureCacheArg, dataKey: string): FeatureMemoRef | undefined {
+  const cache: WorkerFeatureCache = featureCache instanceof FeatureMemo ? { memo: featureCache } : (featureCache ?? {});
+  const memo = cache.memo && cache.memo.maxBytes > 0 ? cache.memo : undefined;
+  const stores = cache.stores ?? [];
+  if (!memo && stores.length === 0) return undefined;
+  // A zero-byte memo stores nothing: the trial keeps and frees what it computes or reads.
+  return { memo: memo ?? new FeatureMemo(0), dataKey, stores, onEvent: cache.onEvent };
+}
+
+/**
+ * Loads the dataset of `config` at the backbone's input size (decoded images
+ * are cached per process), runs `train` on it, disposes it. Trials of one
+ * work unit share the dataset, split and size, so the first config stands for all.
+ */
+async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'onPhase' | 'onDataset'>, featureCache: FeatureCacheArg, opts: RunTrialOptions,
+  train: (data: LoadedDataset, opts: TrainOptions) => Promise<T>): Promise<T> {
+  const { size } = hyperparamsOf(config);
   hooks.onPhase?.('dataset');
   const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
   const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
@@ -52,37 +87,33 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
   // Everything that decides which pixels land in which split: trials with equal keys see identical data.
   const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
-    return await trainTrial(
-      {
-        backbone: config.backbone,
-        imageSize: size[0],
-        unfreeze: config.unfreeze,
-        learningRate: config.learningRate,
-        dropout: config.dropout,
-        headUnits: config.headUnits,
-        headEpochs: config.headEpochs,
-        fineTuneEpochs: config.fineTuneEpochs,
-        fineTuneLrFactor: config.fineTuneLrFactor,
-        batchSize: config.batchSize,
-        seed: config.seed,
-        ...(config.weights ? { weightsRef: config.weights } : {}),
-        // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
-        ...config.recipe,
-        augmentation: config.augmentation ?? null,
-      },
-      data,
-      { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemoRef(cache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false },
-    );
+    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false });
   } finally {
     disposeDataset(data);
   }
 }
 
-function featureMemoRef(cache: WorkerFeatureCache, dataKey: string): FeatureMemoRef | undefined {
-  const memo = cache.memo && cache.memo.maxBytes > 0 ? cache.memo : undefined;
-  const stores = cache.stores ?? [];
-  if (!memo && stores.length === 0) return undefined;
-  // A zero-byte memo stores nothing: the trial keeps and frees what it computes or reads.
-  return { memo: memo ?? new FeatureMemo(0), dataKey, stores, onEvent: cache.onEvent };
+/**
+ * Runs one trial end to end on this worker: resolve the backbone's input
+ * size, load the dataset at that size, train, dispose. Configuration errors are unrecoverable.
+ */
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureCacheArg, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
+  const { hp } = hyperparamsOf(config);
+  return withDataset(config, hooks, featureCache, opts, (data, o) => trainTrial(hp, data, { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase }, o));
+}
+
+/**
+ * Runs a fusable group of trials (planner fusableGroups) together on one
+ * dataset load (engine/fused-trials.ts); `hooks[k]` belong to `configs[k]`.
+ */
+export async function runFusedTrials(configs: readonly TrialConfig[], hooks: readonly RunTrialHooks[], featureCache?: FeatureCacheArg, opts: RunTrialOptions = {}): Promise<TrialOutcome[]> {
+  const hps = configs.map((c) => hyperparamsOf(c).hp);
+  const shared = { onPhase: (p: string) => hooks.forEach((h) => h.onPhase?.(p)), onDataset: (s: { train: number; val: number; test: number }) => hooks.forEach((h) => h.onDataset?.(s)) };
+  return withDataset(configs[0], shared, featureCache, opts, (data, o) =>
+    trainFusedTrials(hps, data, { onEpoch: (k, r) => hooks[k].onEpoch(r), onPhase: shared.onPhase }, o));
+}
+
+/** Whether these configs can train fused (else they run one by one). */
+export function canFuse(configs: readonly TrialConfig[]): boolean {
+  return configs.length > 1 && fusionBlocker(configs.map((c) => hyperparamsOf(c).hp)) === null;
 }

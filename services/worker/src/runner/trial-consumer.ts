@@ -1,14 +1,13 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import { TRIAL_STREAM, WORKER_CONSUMER, testMetricsToPb, type Logger, type TrialTask } from '../../../coordinator/src/index.js';
-import { toTrialError, TrialError } from '../errors.js';
+import { TRIAL_STREAM, WORKER_CONSUMER, configsOf, type Logger, type TrialConfig, type TrialTask } from '../../../coordinator/src/index.js';
 import type { Reporter } from './reporter.js';
-import { runTrial } from './run-trial.js';
+import { runUnit } from './run-unit.js';
 import { storeTrialModel } from './store-model.js';
 import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
-import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
+import type { TrialOutcome } from '../engine/train-trial.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
@@ -22,7 +21,7 @@ export interface TrialConsumerOptions {
   heartbeatMs?: number;
   /** Redelivery delay after a transient failure. @default 5000 ms */
   nakDelayMs?: number;
-  /** Stop after this many trials; 0 = never. @default 0 */
+  /** Stop after this many queue messages (trials or work units); 0 = never. @default 0 */
   maxTrials?: number;
   /** Frozen-prefix features shared by this process's trials. @default none (every trial computes its own) */
   featureMemo?: FeatureMemo;
@@ -47,6 +46,17 @@ export class TrialConsumer {
 
   constructor(private readonly o: TrialConsumerOptions) {
     this.weightsCache = new WeightsCache(o.weightsCacheBytes ?? 1024 ** 3);
+  }
+
+  /** Uploads a top trial's model and reports it; failures cost the model, never the result. */
+  private async storeModel(cfg: TrialConfig, attempt: number, outcome: TrialOutcome, log: Logger): Promise<void> {
+    try {
+      const modelRef = await storeTrialModel(this.o.nc, cfg, outcome);
+      const ack = await this.o.reporter.modelStored({ trialId: cfg.trialId, attempt, modelRef });
+      log.info('trial.model_stored', { modelRef, kept: ack.accepted && !ack.reason, reason: ack.reason });
+    } catch (err) {
+      log.warn('trial.model_not_stored', { error: (err as Error).message });
+    }
   }
 
   /** Starts the pull loop; resolves when it ends (drain or maxTrials). */
@@ -101,116 +111,35 @@ export class TrialConsumer {
     this.o.log.info('worker.stopped_pulling', { trialsRun: this.trialsRun });
   }
 
-  /** Uploads a top trial's model and reports it; failures cost the model, never the result. */
-  private async storeModel(cfg: TrialTask['config'], attempt: number, outcome: Parameters<typeof storeTrialModel>[2], log: Logger): Promise<void> {
-    try {
-      const modelRef = await storeTrialModel(this.o.nc, cfg, outcome);
-      const ack = await this.o.reporter.modelStored({ trialId: cfg.trialId, attempt, modelRef });
-      log.info('trial.model_stored', { modelRef, kept: ack.accepted && !ack.reason, reason: ack.reason });
-    } catch (err) {
-      log.warn('trial.model_not_stored', { error: (err as Error).message });
-    }
-  }
-
   private async handle(msg: JsMsg, maxDeliver: number): Promise<void> {
-    let task: TrialTask;
+    let configs: TrialConfig[];
     try {
-      task = msg.json<TrialTask>();
-      if (task.v !== 1 || !task.config?.trialId) throw new Error(`unsupported trial message (v=${String(task.v)})`);
+      const task = msg.json<TrialTask>();
+      if (task.v !== 1 && task.v !== 2) throw new Error(`unsupported trial message (v=${String((task as { v?: unknown }).v)})`);
+      configs = configsOf(task);
+      if (configs.length === 0 || configs.some((c) => !c?.trialId)) throw new Error('a trial in the message has no trialId');
     } catch (err) {
       this.o.log.error('worker.bad_message', { seq: msg.seq, error: (err as Error).message });
       msg.term(`unreadable trial message: ${(err as Error).message}`);
       return;
     }
-    const cfg = task.config;
-    const attempt = msg.info.deliveryCount;
-    const log = this.o.log.child({ sweepId: cfg.sweepId, trialId: cfg.trialId, attempt });
-    const { reporter } = this.o;
     const heartbeat = setInterval(() => msg.working(), this.o.heartbeatMs ?? 10_000);
-    const metrics = this.o.metrics;
-    let trainImages = 0;
-    metrics?.trialStarted();
     try {
-      const start = await reporter.trialStarted({ trialId: cfg.trialId, attempt, worker: this.o.workerId, backend: this.o.backend, pretrained: false, weightsSource: '' });
-      if (start.action === 'STOP') {
-        log.info('trial.skipped', { reason: start.reason });
-        metrics?.trialEnded('skipped');
-        msg.ack();
-        return;
-      }
-      log.info('trial.running', { backbone: cfg.backbone, unfreeze: unfreezeLabel(cfg.unfreeze), learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
-      let stoppedByDrain = false;
-      const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
-      const outcome = await runTrial(cfg, {
-        onEpoch: async (m) => {
-          const d = await reporter.reportEpoch({
-            trialId: cfg.trialId,
-            attempt,
-            metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 },
-          });
-          log.info('trial.epoch', { ...m, decision: d.action });
-          metrics?.epoch(m, trainImages);
-          // A drain stops the trial between epochs; after the last one the result is kept.
-          if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
-            stoppedByDrain = true;
-            return 'STOP';
-          }
-          return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
+      const d = await runUnit(configs, {
+        reporter: this.o.reporter, workerId: this.o.workerId, backend: this.o.backend, log: this.o.log,
+        attempt: msg.info.deliveryCount, maxDeliver, isDraining: () => this.draining,
+        metrics: this.o.metrics,
+        featureCache: {
+          memo: this.o.featureMemo,
+          stores: this.o.featureStores,
+          onEvent: (e) => (e.type === 'store_failed' ? this.o.log.warn('trial.feature_cache', { ...e }) : this.o.log.info('trial.feature_cache', { ...e })),
         },
-        onPhase: (phase) => log.info('trial.phase', { phase }),
-        onDataset: (sizes) => (trainImages = sizes.train),
-      }, {
-        memo: this.o.featureMemo,
-        stores: this.o.featureStores,
-        onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
-      }, { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } });
-      if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
-      const fin = await reporter.trialFinished({
-        trialId: cfg.trialId,
-        attempt,
-        valAccuracy: outcome.valAccuracy,
-        valLoss: outcome.valLoss,
-        testAccuracy: outcome.testAccuracy,
-        testLoss: outcome.testLoss,
-        epochs: outcome.epochs,
-        seconds: outcome.seconds,
-        stopped: outcome.stopped,
-        totalParams: outcome.totalParams,
-        trainableParams: outcome.trainableParams,
-        cutLayer: outcome.cutLayer,
-        unfreezeLayers: outcome.unfreezeLayers,
-        earlyStops: outcome.earlyStops,
-        pretrained: outcome.pretrained,
-        weightsSource: outcome.weightsSource,
-        backend: outcome.backend,
-        hasModel: outcome.model !== undefined,
-        testMetrics: testMetricsToPb(outcome.testMetrics),
-        phaseSeconds: outcome.phaseSeconds,
+        runOptions: { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } },
+        storeModel: (cfg, attempt, outcome, log) => this.storeModel(cfg, attempt, outcome, log),
       });
-      if (!fin.accepted) {
-        // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
-        // delete the message the owner still needs, so leave it to the owner or to redelivery.
-        log.warn('trial.result_refused', { reason: fin.reason });
-        metrics?.trialEnded('refused');
-        return;
-      }
-      msg.ack();
-      metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
-      log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
-      // After the ack: the result is kept whatever happens here. A worker that dies now leaves the trial without a model.
-      if (fin.keepModel) await this.storeModel(cfg, attempt, outcome, log);
-    } catch (err) {
-      const te = toTrialError(err);
-      const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
-      const retrying = te.retryable && !lastTry;
-      log.warn('trial.error', { code: te.code, error: te.message, retrying });
-      metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
-      await reporter
-        .trialFailed({ trialId: cfg.trialId, attempt, error: te.message, code: te.code, retrying })
-        .catch((e) => log.error('trial.fail_report_lost', { error: (e as Error).message }));
-      if (te.code === 'DRAINING') msg.nak(0);
-      else if (retrying) msg.nak(this.o.nakDelayMs ?? 5000);
-      else msg.term(`${te.code}: ${te.message}`);
+      if (d.action === 'ack') msg.ack();
+      else if (d.action === 'nak') msg.nak(d.immediately ? 0 : (this.o.nakDelayMs ?? 5000));
+      else if (d.action === 'term') msg.term(d.reason);
     } finally {
       clearInterval(heartbeat);
     }

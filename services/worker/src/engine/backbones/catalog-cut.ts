@@ -1,0 +1,32 @@
+import type { UnfreezeSpec } from '../recipe-options.js';
+import { backboneInfo, expandRanges } from './catalog.js';
+
+/**
+ * The layer whose output a trial's frozen features are taken at, from the
+ * catalog alone (no TensorFlow.js): `'none'` when nothing fine-tunes (the
+ * whole backbone is frozen and pooled), else the deepest clean cut strictly
+ * below the first trainable layer — what the worker's cutForUnfreeze gives
+ * for the resolved depth. null when the catalog cannot tell (an unknown
+ * backbone, cuts not listed, or `fineTuneAt` naming a layer by name, which
+ * only the built model knows): the planner then keys by the depth as written.
+ */
+export function catalogCut(backbone: string, unfreeze: UnfreezeSpec, fineTuneEpochs: number): number | 'none' | null {
+  const info = backboneInfo(backbone);
+  if (!info) return null;
+  const firstTrainable = firstTrainableOf(unfreeze, info.layers, info.blockStarts);
+  if (firstTrainable === null) return null;
+  if (firstTrainable >= info.layers || fineTuneEpochs === 0) return 'none';
+  if (!info.cleanCuts) return null;
+  const below = expandRanges(info.cleanCuts).filter((i) => i < firstTrainable);
+  return below.length > 0 ? below[below.length - 1] : null;
+}
+
+function firstTrainableOf(unfreeze: UnfreezeSpec, layers: number, blockStarts: string | undefined): number | null {
+  if (typeof unfreeze === 'number') return layers - unfreeze;
+  if ('blocks' in unfreeze) {
+    if (!blockStarts) return null;
+    const starts = expandRanges(blockStarts);
+    return starts[starts.length - unfreeze.blocks] ?? null;
+  }
+  return typeof unfreeze.fineTuneAt === 'number' ? unfreeze.fineTuneAt : null;
+}

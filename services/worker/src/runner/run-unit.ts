@@ -1,0 +1,173 @@
+import { fusableGroups, testMetricsToPb, type Logger, type TrialConfig } from '../../../coordinator/src/index.js';
+import type { TrialOutcome } from '../engine/train-trial.js';
+import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
+import { toTrialError, TrialError } from '../errors.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { Reporter } from './reporter.js';
+import { canFuse, runFusedTrials, runTrial, type RunTrialHooks, type RunTrialOptions, type WorkerFeatureCache } from './run-trial.js';
+
+export interface UnitContext {
+  reporter: Reporter;
+  workerId: string;
+  backend: string;
+  log: Logger;
+  /** The unit message's delivery count: every trial of the unit reports it as its attempt. */
+  attempt: number;
+  maxDeliver: number;
+  isDraining(): boolean;
+  /** This worker's feature-cache tiers. @default none */
+  featureCache?: WorkerFeatureCache;
+  /** Weights access for `objstore:` refs. @default none */
+  runOptions?: RunTrialOptions;
+  metrics?: WorkerMetrics;
+  /** Uploads a finished trial's model when the coordinator asks to keep it (after its result is stored). @default models are not kept */
+  storeModel?(config: TrialConfig, attempt: number, outcome: TrialOutcome, log: Logger): Promise<void>;
+}
+
+/** How one trial of a unit ended, as far as the queue message is concerned. */
+type TrialEnd = 'done' | 'refused' | 'retry' | 'draining' | 'final';
+
+/** What to do with the unit's message. */
+export type UnitDisposition = { action: 'ack' } | { action: 'nak'; immediately: boolean } | { action: 'term'; reason: string } | { action: 'leave' };
+
+/**
+ * Runs a work unit: its fusable groups one after another, each trial
+ * reporting for itself (started, epochs, finished or failed, with the unit's
+ * delivery count as its attempt). A trial the coordinator answers STOP at
+ * start (already terminal after an earlier delivery, cancelled sweep, stale
+ * attempt) is skipped; the others of a redelivered unit run again.
+ */
+export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext): Promise<UnitDisposition> {
+  const ends: TrialEnd[] = [];
+  let lastError = '';
+  for (const group of fusableGroups(configs)) {
+    if (ctx.isDraining()) {
+      // Not started: they simply go back with the message.
+      ends.push(...group.map((): TrialEnd => 'draining'));
+      continue;
+    }
+    const running: TrialRun[] = [];
+    for (const config of group) {
+      const run = new TrialRun(config, ctx);
+      const end = await run.start();
+      if (end) ends.push(end);
+      else running.push(run);
+    }
+    if (running.length === 0) continue;
+    try {
+      const outcomes = canFuse(running.map((r) => r.config))
+        ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, ctx.runOptions)
+        : await sequentially(running, ctx);
+      for (const [i, r] of running.entries()) ends.push(await r.finish(outcomes[i]));
+    } catch (err) {
+      lastError = (err as Error).message;
+      for (const r of running) ends.push(await r.fail(err));
+    }
+  }
+  if (ends.includes('draining')) return { action: 'nak', immediately: true };
+  if (ends.includes('retry')) return { action: 'nak', immediately: false };
+  if (ends.includes('refused')) return { action: 'leave' };
+  if (ends.length > 0 && ends.every((e) => e === 'final')) return { action: 'term', reason: lastError || 'every trial failed' };
+  return { action: 'ack' };
+}
+
+/** Trials of a group that cannot fuse run one by one; a failure stops the rest of the group (they fail with it). */
+async function sequentially(runs: TrialRun[], ctx: UnitContext): Promise<TrialOutcome[]> {
+  const outcomes: TrialOutcome[] = [];
+  for (const r of runs) outcomes.push(await runTrial(r.config, r.hooks(), ctx.featureCache, ctx.runOptions));
+  return outcomes;
+}
+
+/** One trial's reports within a unit. */
+class TrialRun {
+  private stoppedByDrain = false;
+  private trainImages = 0;
+  private readonly log: Logger;
+
+  constructor(readonly config: TrialConfig, private readonly ctx: UnitContext) {
+    this.log = ctx.log.child({ sweepId: config.sweepId, trialId: config.trialId, attempt: ctx.attempt });
+  }
+
+  /** TrialStarted; returns how the trial ended when it does not run (skipped, or the report failed). */
+  async start(): Promise<TrialEnd | null> {
+    const { config: cfg, ctx } = this;
+    ctx.metrics?.trialStarted();
+    try {
+      const start = await ctx.reporter.trialStarted({ trialId: cfg.trialId, attempt: ctx.attempt, worker: ctx.workerId, backend: ctx.backend, pretrained: false, weightsSource: '' });
+      if (start.action === 'STOP') {
+        this.log.info('trial.skipped', { reason: start.reason });
+        ctx.metrics?.trialEnded('skipped');
+        return 'done';
+      }
+    } catch (err) {
+      return this.fail(err);
+    }
+    this.log.info('trial.running', { backbone: cfg.backbone, unfreeze: unfreezeLabel(cfg.unfreeze), learningRate: cfg.learningRate, dropout: cfg.dropout, backend: ctx.backend });
+    return null;
+  }
+
+  hooks(): RunTrialHooks {
+    const { config: cfg, ctx } = this;
+    const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
+    return {
+      onEpoch: async (m) => {
+        const d = await ctx.reporter.reportEpoch({ trialId: cfg.trialId, attempt: ctx.attempt, metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 } });
+        this.log.info('trial.epoch', { ...m, decision: d.action });
+        ctx.metrics?.epoch(m, this.trainImages);
+        // A drain stops the trial between epochs; after the last one the result is kept.
+        if (ctx.isDraining() && m.epoch < plannedEpochs && d.action !== 'STOP') {
+          this.stoppedByDrain = true;
+          return 'STOP';
+        }
+        return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
+      },
+      onPhase: (phase) => this.log.info('trial.phase', { phase }),
+      onDataset: (sizes) => (this.trainImages = sizes.train),
+    };
+  }
+
+  async finish(outcome: TrialOutcome): Promise<TrialEnd> {
+    const { config: cfg, ctx } = this;
+    if (this.stoppedByDrain) return this.fail(new TrialError('DRAINING', `worker ${ctx.workerId} is draining`, { retryable: true }));
+    try {
+      const fin = await ctx.reporter.trialFinished({
+        trialId: cfg.trialId, attempt: ctx.attempt,
+        valAccuracy: outcome.valAccuracy, valLoss: outcome.valLoss, testAccuracy: outcome.testAccuracy, testLoss: outcome.testLoss,
+        epochs: outcome.epochs, seconds: outcome.seconds, stopped: outcome.stopped,
+        totalParams: outcome.totalParams, trainableParams: outcome.trainableParams, cutLayer: outcome.cutLayer,
+        unfreezeLayers: outcome.unfreezeLayers, earlyStops: outcome.earlyStops,
+        pretrained: outcome.pretrained, weightsSource: outcome.weightsSource, backend: outcome.backend,
+        testMetrics: testMetricsToPb(outcome.testMetrics), phaseSeconds: outcome.phaseSeconds,
+        hasModel: outcome.model !== undefined,
+      });
+      if (!fin.accepted) {
+        // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
+        // delete the message the owner still needs, so leave it to the owner or to redelivery.
+        this.log.warn('trial.result_refused', { reason: fin.reason });
+        ctx.metrics?.trialEnded('refused');
+        return 'refused';
+      }
+      ctx.metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
+      this.log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: ctx.featureCache?.memo?.stats() });
+      // The result is stored: whatever happens to the model upload, the trial is done.
+      if (fin.keepModel && outcome.model) await ctx.storeModel?.(cfg, ctx.attempt, outcome, this.log);
+    } catch (err) {
+      return this.fail(err);
+    }
+    return 'done';
+  }
+
+  async fail(err: unknown): Promise<TrialEnd> {
+    const { config: cfg, ctx } = this;
+    const te = toTrialError(err);
+    const lastTry = ctx.maxDeliver > 0 && ctx.attempt >= ctx.maxDeliver;
+    const retrying = te.retryable && !lastTry;
+    this.log.warn('trial.error', { code: te.code, error: te.message, retrying });
+    ctx.metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
+    await ctx.reporter
+      .trialFailed({ trialId: cfg.trialId, attempt: ctx.attempt, error: te.message, code: te.code, retrying })
+      .catch((e) => this.log.error('trial.fail_report_lost', { error: (e as Error).message }));
+    if (te.code === 'DRAINING') return 'draining';
+    return retrying ? 'retry' : 'final';
+  }
+}
