@@ -28,6 +28,7 @@ unfreeze: [0]
 learningRates: [${lrs.join(', ')}]
 dropouts: [0.1]
 maxParallel: 4
+fuse: false
 `;
 // Fake-worker val accuracy for dropout 0.1.
 const acc = (lr: number) => 0.5 + 10 * lr - 0.01;

@@ -20,6 +20,7 @@ learningRates: [0.1, 0.01, 0.001, 0.0001]
 dropouts: [0.2]
 keepModels: 1
 maxParallel: 4
+fuse: false
 `;
 
 // A stand-in model file: one float32 weight [2].

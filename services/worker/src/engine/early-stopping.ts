@@ -15,7 +15,7 @@ export interface EarlyStopReport {
 /**
  * Keras `EarlyStopping(monitor='val_loss', mode='min')` for one phase of one
  * model, written here because tfjs' callback cannot restore weights. An epoch
- * improves when val_loss < best − minDelta; after `patience` epochs without
+ * improves when val_loss + minDelta < best (Keras: by more than minDelta); after `patience` epochs without
  * improvement (never after the first epoch) the phase stops. With
  * `restoreBestWeights` the best epoch's weights (every weight of the model,
  * BatchNorm moving statistics included, as Keras' get_weights) are kept and
@@ -44,7 +44,7 @@ export class EarlyStopping {
     this.seen += 1;
     this.lastEpoch = epoch;
     this.wait += 1;
-    if (valLoss - this.opts.minDelta < this.best) {
+    if (valLoss + this.opts.minDelta < this.best) {
       this.best = valLoss;
       this.bestEpoch = epoch;
       this.wait = 0;
