@@ -17,6 +17,8 @@ export interface CoordinatorConfig {
    * (host:port, port 0 = any free port; `off` disables). @default '127.0.0.1:8080'
    */
   httpAddress?: string | null;
+  /** TLSWEEP_ALLOW_NOOP_BACKBONE=1: accept specs on the `noop` backbone (synthetic metrics, nothing trained; benchmarks only). @default false */
+  allowNoopBackbone?: boolean;
   /** TLSWEEP_READER_TOKENS (comma-separated) or TLSWEEP_READER_TOKENS_FILE (one per line): who may read the dashboard. @default none */
   readerTokens?: string[];
 }
@@ -29,6 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     maxDeliver: intEnv(env, 'TLSWEEP_MAX_DELIVER', 5, 1),
     replicas: intEnv(env, 'TLSWEEP_KV_REPLICAS', 1, 1),
     httpAddress: env.TLSWEEP_HTTP_ADDRESS === 'off' ? null : env.TLSWEEP_HTTP_ADDRESS || '127.0.0.1:8080',
+    allowNoopBackbone: boolFlag(env, 'TLSWEEP_ALLOW_NOOP_BACKBONE'),
     readerTokens: readTokens(env.TLSWEEP_READER_TOKENS, env.TLSWEEP_READER_TOKENS_FILE),
   };
 }
@@ -45,4 +48,12 @@ export function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: 
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer >= ${min}; got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** A 0/1 switch; anything else is an error naming the variable. */
+function boolFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name] ?? '';
+  if (raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new Error(`${name}: must be 1 or 0; got ${JSON.stringify(raw)}`);
 }

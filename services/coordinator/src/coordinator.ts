@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   replicas?: number;
   /** Early-stopping rule for sweeps whose spec names none (`scheduler.kind: fifo`). @default FIFO (never stops) */
   scheduler?: Scheduler;
+  /** Accept sweeps on the `noop` backbone (synthetic metrics, nothing trained; control-plane benchmarks). @default false */
+  allowNoopBackbone?: boolean;
 }
 
 /** What watchers of a sweep receive. */
@@ -86,10 +88,12 @@ export class Coordinator {
   private readonly schedulers = new Map<string, Scheduler>();
   /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
   private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
+  private readonly allowNoopBackbone: boolean;
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
     this.scheduler = opts.scheduler ?? new FifoScheduler();
+    this.allowNoopBackbone = opts.allowNoopBackbone ?? false;
     this.events.setMaxListeners(0);
   }
 
@@ -236,7 +240,7 @@ export class Coordinator {
 
   /** Validates the spec (YAML/JSON), stores the sweep and its trials, queues the first `maxParallel`. */
   async submitSweep(specText: string): Promise<SweepRecord> {
-    const spec = parseSweepSpec(specText);
+    const spec = parseSweepSpec(specText, { allowNoopBackbone: this.allowNoopBackbone });
     const sweepId = newSweepId();
     // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
     const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;

@@ -22,7 +22,7 @@ export interface RunningCoordinator {
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
   // Reconnect forever: a restarted nats-server must not take the coordinator down.
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
-  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver } });
+  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver }, allowNoopBackbone: cfg.allowNoopBackbone });
   const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
   const metrics = createCoordinatorMetrics(coordinator, { queueDepth: () => coordinator.queueLag() });
   let dashboard: RunningDashboard | null = null;

@@ -4,6 +4,7 @@ import { backboneInputSize } from '../engine/backbones/registry.js';
 import { trainTrial, type Decision, type EpochReport, type TrialOutcome } from '../engine/train-trial.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import { TrialError } from '../errors.js';
+import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
@@ -16,8 +17,11 @@ export interface RunTrialHooks {
  * Runs one trial end to end on this worker: resolve the backbone's input
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
+ * A trial on the `noop` backbone (control-plane benchmark mode, accepted
+ * only by a coordinator that allows it) runs noop-runner.ts instead.
  */
 export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureMemo?: FeatureMemo): Promise<TrialOutcome> {
+  if (config.backbone === NOOP_BACKBONE) return runNoopTrial(config, hooks);
   let size: [number, number];
   try {
     size = backboneInputSize(config.backbone, config.imageSize ?? undefined);

@@ -69,6 +69,8 @@ export class TrialConsumer {
     const { c, maxDeliver } = await this.consumer();
     this.o.log.info('worker.pulling', { maxDeliver });
     while (!this.draining) {
+      // The slot is free from here: pull, reports and ack until the next pull are the trial's control-plane time.
+      const freeAt = performance.now();
       let msg: JsMsg | null;
       try {
         msg = await c.next({ expires: 2000 });
@@ -83,14 +85,14 @@ export class TrialConsumer {
         msg.nak(0);
         break;
       }
-      await this.handle(msg, maxDeliver);
+      await this.handle(msg, maxDeliver, freeAt);
       this.trialsRun++;
       if (this.o.maxTrials && this.trialsRun >= this.o.maxTrials) break;
     }
     this.o.log.info('worker.stopped_pulling', { trialsRun: this.trialsRun });
   }
 
-  private async handle(msg: JsMsg, maxDeliver: number): Promise<void> {
+  private async handle(msg: JsMsg, maxDeliver: number, freeAt: number): Promise<void> {
     let task: TrialTask;
     try {
       task = msg.json<TrialTask>();
@@ -119,11 +121,16 @@ export class TrialConsumer {
       log.info('trial.running', { backbone: cfg.backbone, unfreeze: cfg.unfreeze, learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
       let stoppedByDrain = false;
       const plannedEpochs = cfg.headEpochs + (cfg.unfreeze > 0 ? cfg.fineTuneEpochs : 0);
+      // Time the runner spends in our epoch hook (reports) is control-plane time, not the runner's own.
+      let hookMs = 0;
+      const runnerStart = performance.now();
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
+          const hookStart = performance.now();
           const d = await reporter.reportEpoch({ trialId: cfg.trialId, attempt, metrics: m });
           log.info('trial.epoch', { ...m, decision: d.action });
           metrics?.epoch(m, trainImages);
+          hookMs += performance.now() - hookStart;
           // A drain stops the trial between epochs; after the last one the result is kept.
           if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
             stoppedByDrain = true;
@@ -134,6 +141,7 @@ export class TrialConsumer {
         onPhase: (phase) => log.info('trial.phase', { phase }),
         onDataset: (sizes) => (trainImages = sizes.train),
       }, this.o.featureMemo);
+      const runnerMs = performance.now() - runnerStart - hookMs;
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
@@ -163,7 +171,12 @@ export class TrialConsumer {
       }
       msg.ack();
       metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
-      log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
+      // slotMs: this worker's time on the trial from the pull that got it to its ack; overheadMs = slotMs − runnerMs (bench:control reads these).
+      const slotMs = performance.now() - freeAt;
+      log.info('trial.done', {
+        valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats(),
+        slotMs: round3(slotMs), runnerMs: round3(runnerMs), overheadMs: round3(slotMs - runnerMs),
+      });
     } catch (err) {
       const te = toTrialError(err);
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
@@ -181,3 +194,5 @@ export class TrialConsumer {
     }
   }
 }
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
