@@ -21,7 +21,9 @@ export interface RunningCoordinator {
 /** Connects to NATS, rebuilds state from JetStream, serves gRPC. */
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
   // Reconnect forever: a restarted nats-server must not take the coordinator down.
-  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
+  const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator',
+    // A stack trace captured for every request (each KV write is one) costs more than it tells: errors still name the subject.
+    noAsyncTraces: true });
   const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver }, allowNoopBackbone: cfg.allowNoopBackbone });
   const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
   const metrics = createCoordinatorMetrics(coordinator, { queueDepth: () => coordinator.queueLag() });
