@@ -43,6 +43,8 @@ export interface CoordinatorConfig {
   submitRatePerMinute?: number;
   /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS (a .creds file). @default none */
   natsAuth?: NatsAuth | null;
+  /** TLSWEEP_ALLOW_NOOP_BACKBONE=1: accept specs on the `noop` backbone (synthetic metrics, nothing trained; benchmarks only). @default false */
+  allowNoopBackbone?: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -66,6 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     maxRunningSweeps: intEnv(env, 'TLSWEEP_MAX_RUNNING_SWEEPS', 0, 0),
     submitRatePerMinute: intEnv(env, 'TLSWEEP_SUBMIT_RATE', 0, 0),
     natsAuth: natsAuthFromEnv(env),
+    allowNoopBackbone: boolFlag(env, 'TLSWEEP_ALLOW_NOOP_BACKBONE'),
   };
 }
 
@@ -126,4 +129,12 @@ export function clientTokenFromEnv(env: NodeJS.ProcessEnv, flag?: string): strin
   if (env.TLSWEEP_TOKEN) return env.TLSWEEP_TOKEN.trim();
   if (env.TLSWEEP_TOKEN_FILE) return readFileSync(env.TLSWEEP_TOKEN_FILE, 'utf8').split('\n')[0]!.trim();
   return '';
+}
+
+/** A 0/1 switch; anything else is an error naming the variable. */
+function boolFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name] ?? '';
+  if (raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new Error(`${name}: must be 1 or 0; got ${JSON.stringify(raw)}`);
 }

@@ -5,7 +5,9 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import { loadLeaseSigner, type LeaseSigner } from './lease.js';
 import { newSweepId, trialIdOf } from './ids.js';
 import { KeyedLock } from './keyed-lock.js';
-import { queryLeaderboard, type LeaderboardQueryInput, type LeaderboardResult } from './leaderboard/leaderboard.js';
+import type { LeaderboardQueryInput, LeaderboardResult } from './leaderboard/leaderboard.js';
+import { LeaderboardIndex } from './leaderboard/leaderboard-index.js';
+import { PendingQueue } from './pending-queue.js';
 import { silentLogger, type Logger } from './log.js';
 import { TrialQueue, type TrialQueueOptions } from './queue/trial-queue.js';
 import { planUnits } from './planner/plan-units.js';
@@ -49,6 +51,8 @@ export interface CoordinatorOptions {
   maxRunningSweeps?: number;
   /** Trials one sweep may have (at most SPEC_LIMITS.maxTrialsPerSweep). @default SPEC_LIMITS.maxTrialsPerSweep */
   maxTrialsPerSweep?: number;
+  /** Accept sweeps on the `noop` backbone (synthetic metrics, nothing trained; control-plane benchmarks). @default false */
+  allowNoopBackbone?: boolean;
 }
 
 /** What watchers of a sweep receive. */
@@ -109,6 +113,13 @@ export class Coordinator {
   private readonly schedulers = new Map<string, Scheduler>();
   /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
   private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
+  private readonly allowNoopBackbone: boolean;
+  /** Status counters and sorted leaderboard views, updated after every durable trial change. */
+  private readonly board = new LeaderboardIndex();
+  /** Each sweep's pending trials, lowest index first: what dispatch queues next. */
+  private readonly pending = new Map<string, PendingQueue>();
+  /** The trials of each work unit (at most the planner's unit size), so dispatch queues a unit without scanning its sweep. */
+  private readonly unitMembers = new Map<string, Map<string, TrialRecord>>();
 
   private readonly maxRunningSweeps: number;
   private readonly maxTrialsPerSweep: number;
@@ -118,6 +129,7 @@ export class Coordinator {
     this.maxRunningSweeps = opts.maxRunningSweeps ?? 0;
     this.maxTrialsPerSweep = Math.min(opts.maxTrialsPerSweep ?? SPEC_LIMITS.maxTrialsPerSweep, SPEC_LIMITS.maxTrialsPerSweep);
     this.scheduler = opts.scheduler ?? new FifoScheduler();
+    this.allowNoopBackbone = opts.allowNoopBackbone ?? false;
     this.events.setMaxListeners(0);
   }
 
@@ -215,6 +227,16 @@ export class Coordinator {
     let m = this.trialsBySweep.get(t.config.sweepId);
     if (!m) this.trialsBySweep.set(t.config.sweepId, (m = new Map()));
     m.set(t.config.trialId, t);
+    this.board.upsert(t);
+    const unitId = unitOf(t);
+    let unit = this.unitMembers.get(unitId);
+    if (!unit) this.unitMembers.set(unitId, (unit = new Map()));
+    unit.set(t.config.trialId, t);
+    if (t.status === 'pending') {
+      let q = this.pending.get(t.config.sweepId);
+      if (!q) this.pending.set(t.config.sweepId, (q = new PendingQueue()));
+      q.push(t);
+    }
   }
 
   /**
@@ -223,7 +245,9 @@ export class Coordinator {
    * retried report then finds the trial as KV has it).
    */
   private async updateTrial(t: TrialRecord, change: (t: TrialRecord) => void): Promise<void> {
-    const before = structuredClone(t);
+    // Changes replace top-level fields or history entries, never mutate nested objects in place,
+    // so a shallow copy (and a copy of the history array) is enough to roll back; a deep clone per report is not.
+    const before: TrialRecord = { ...t, history: t.history.slice() };
     change(t);
     t.updatedAtMs = Date.now();
     try {
@@ -277,7 +301,7 @@ export class Coordinator {
 
   /** Validates the spec (YAML/JSON), stores the sweep and its trials, queues the first `maxParallel`. */
   async submitSweep(specText: string): Promise<SweepRecord> {
-    const spec = parseSweepSpec(specText);
+    const spec = parseSweepSpec(specText, { allowNoopBackbone: this.allowNoopBackbone });
     const sweepId = newSweepId();
     // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
     const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
@@ -359,11 +383,8 @@ export class Coordinator {
   }
 
   counts(sweepId: string): TrialCounts {
-    const c: TrialCounts = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
-    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
-      c.total++;
-      c[t.status]++;
-    }
+    // Counted as of the last durable write of each trial (maintained on every status change, not recounted).
+    const c: TrialCounts = this.board.statusCounts(sweepId);
     // A running tpe sweep has not made all its trials yet: count the rest as pending, so progress reads k/maxTrials.
     const sweep = this.sweeps.get(sweepId);
     if (sweep?.status === 'running' && c.total < sweep.trialCount) {
@@ -375,18 +396,12 @@ export class Coordinator {
 
   /** The best trial of a sweep by validation accuracy, if any finished. */
   best(sweepId: string): TrialRecord | null {
-    let best: TrialRecord | null = null;
-    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
-      if ((t.status !== 'completed' && t.status !== 'stopped') || t.valAccuracy === null || !Number.isFinite(t.valAccuracy)) continue;
-      if (!best || t.valAccuracy > (best.valAccuracy ?? -1)) best = t;
-    }
-    return best;
+    return this.board.best(sweepId);
   }
 
   query(q: LeaderboardQueryInput): LeaderboardResult {
     if (q.sweepId && !this.sweeps.has(q.sweepId)) throw new NotFoundError('sweep', q.sweepId);
-    const source = q.sweepId ? (this.trialsBySweep.get(q.sweepId)?.values() ?? []) : this.trials.values();
-    return queryLeaderboard(source, q);
+    return this.board.query(q);
   }
 
   /** Cancels a running sweep: pending and queued trials are cancelled, running ones are told to STOP at their next epoch. */
@@ -430,15 +445,26 @@ export class Coordinator {
     return this.lock.run(`sweep:${sweepId}`, async () => {
       const sweep = this.sweeps.get(sweepId);
       if (!sweep || sweep.status !== 'running') return;
-      const trials = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].sort((a, b) => a.config.index - b.config.index);
-      let inflight = trials.filter((t) => t.status === 'queued' || t.status === 'running').length;
-      const pendingUnits = new Map<string, TrialRecord[]>();
-      for (const t of trials) if (t.status === 'pending') pendingUnits.set(unitOf(t), [...(pendingUnits.get(unitOf(t)) ?? []), t]);
-      // maxParallel counts trials; a unit larger than the free slots waits, unless nothing runs (it could never go otherwise).
-      for (const [unitId, members] of pendingUnits) {
-        if (inflight > 0 && inflight + members.length > sweep.spec.maxParallel) break;
-        await this.queueUnit(unitId, members);
-        inflight += members.length;
+      const c = this.board.statusCounts(sweepId);
+      let inflight = c.queued + c.running;
+      const pending = this.pending.get(sweepId);
+      while (pending && inflight < sweep.spec.maxParallel) {
+        const t = pending.pop();
+        if (!t) break;
+        const unitId = unitOf(t);
+        const members = [...(this.unitMembers.get(unitId)?.values() ?? [t])].filter((m) => m.status === 'pending').sort((a, b) => a.config.index - b.config.index);
+        // maxParallel counts trials; a unit larger than the free slots waits, unless nothing runs (it could never go otherwise).
+        if (inflight > 0 && inflight + members.length > sweep.spec.maxParallel) {
+          pending.push(t);
+          break;
+        }
+        try {
+          await this.queueUnit(unitId, members);
+        } catch (err) {
+          pending.push(t); // still pending: the next dispatch tries it again
+          throw err;
+        }
+        inflight += members.filter((m) => m.status !== 'pending').length;
       }
       if (isIncremental(sweep.spec)) await this.suggestTrials(sweep, inflight);
     });
@@ -521,18 +547,19 @@ export class Coordinator {
   /** Marks the sweep finished once every trial is terminal. Caller holds the sweep lock. */
   private async finishIfDone(sweep: SweepRecord): Promise<void> {
     if (sweep.finishedAtMs > 0) return;
-    const trials = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])];
+    const c = this.board.statusCounts(sweep.sweepId);
+    const terminal = c.completed + c.failed + c.stopped + c.cancelled;
     // A cancelled incremental sweep never makes the rest of its trials.
-    if ((sweep.status === 'running' && trials.length < sweep.trialCount) || trials.some((t) => !TERMINAL_TRIAL_STATUSES.has(t.status))) return;
+    if ((sweep.status === 'running' && c.total < sweep.trialCount) || terminal < c.total) return;
     await this.updateSweep(sweep, (s) => {
       if (s.status === 'running') {
-        const failed = trials.filter((t) => t.status === 'failed');
-        if (failed.length === trials.length) {
+        if (c.failed === c.total) {
+          const first = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])].find((t) => t.status === 'failed');
           s.status = 'failed';
-          s.reason = `all ${trials.length} trials failed; first error: ${failed[0]?.error ?? 'unknown'}`;
+          s.reason = `all ${c.total} trials failed; first error: ${first?.error ?? 'unknown'}`;
         } else {
           s.status = 'completed';
-          if (failed.length > 0) s.reason = `${failed.length} of ${trials.length} trials failed`;
+          if (c.failed > 0) s.reason = `${c.failed} of ${c.total} trials failed`;
         }
       }
       s.finishedAtMs = Date.now();

@@ -76,12 +76,20 @@ function axisOf(t: TrialRecord, a: GroupAxis): string {
 
 const higherIsBetter = (m: SortMetric) => m === 'val_accuracy' || m === 'test_accuracy';
 
+/** A validated query: what every leaderboard implementation works from. */
+export interface ParsedLeaderboardQuery {
+  sortBy: SortMetric;
+  desc: boolean;
+  limit: number;
+  offset: number;
+  groupBy: GroupAxis | null;
+}
+
 /**
- * Filters, sorts, pages and groups trials. Rows without the sort metric come
- * last whatever the order; ties break by trial index so pages are stable.
+ * Checks a query and fills its defaults.
  * @throws InvalidArgumentError naming the bad field.
  */
-export function queryLeaderboard(trials: Iterable<TrialRecord>, q: LeaderboardQueryInput): LeaderboardResult {
+export function parseLeaderboardQuery(q: LeaderboardQueryInput): ParsedLeaderboardQuery {
   const sortBy = (q.sortBy || 'val_accuracy') as SortMetric;
   if (!SORT_METRICS.includes(sortBy)) throw bad('sort_by', `must be one of: ${SORT_METRICS.join(', ')}; got ${JSON.stringify(q.sortBy)}`);
   if (q.status && !TRIAL_STATUSES.includes(q.status as TrialStatus)) throw bad('status', `must be one of: ${TRIAL_STATUSES.join(', ')}; got ${JSON.stringify(q.status)}`);
@@ -95,7 +103,30 @@ export function queryLeaderboard(trials: Iterable<TrialRecord>, q: LeaderboardQu
     if (!Number.isInteger(offset) || offset < 0) throw bad('page_token', 'not a token from a previous response');
   }
   const desc = q.order ? q.order === 'desc' : higherIsBetter(sortBy);
+  return { sortBy, desc, limit, offset, groupBy };
+}
 
+/** The leaderboard's order: by the metric (rows without it last whatever the order), ties by sweep id then trial index. */
+export function compareTrials(a: TrialRecord, b: TrialRecord, sortBy: SortMetric, desc: boolean): number {
+  const x = metricOf(a, sortBy);
+  const y = metricOf(b, sortBy);
+  if (x === null || y === null) {
+    if (x !== y) return x === null ? 1 : -1;
+  } else if (x !== y) {
+    return desc ? y - x : x - y;
+  }
+  return a.config.sweepId === b.config.sweepId ? a.config.index - b.config.index : a.config.sweepId < b.config.sweepId ? -1 : 1;
+}
+
+/**
+ * Filters, sorts, pages and groups trials. Rows without the sort metric come
+ * last whatever the order; ties break by trial index so pages are stable.
+ * This is the reference implementation (a full sort per call); the
+ * coordinator answers from LeaderboardIndex, which returns the same pages.
+ * @throws InvalidArgumentError naming the bad field.
+ */
+export function queryLeaderboard(trials: Iterable<TrialRecord>, q: LeaderboardQueryInput): LeaderboardResult {
+  const { sortBy, desc, limit, offset, groupBy } = parseLeaderboardQuery(q);
   const rows: TrialRecord[] = [];
   for (const t of trials) {
     if (q.sweepId && t.config.sweepId !== q.sweepId) continue;
@@ -103,47 +134,39 @@ export function queryLeaderboard(trials: Iterable<TrialRecord>, q: LeaderboardQu
     if (q.status && t.status !== q.status) continue;
     rows.push(t);
   }
-  rows.sort((a, b) => {
-    const x = metricOf(a, sortBy);
-    const y = metricOf(b, sortBy);
-    if (x === null || y === null) {
-      if (x !== y) return x === null ? 1 : -1;
-    } else if (x !== y) {
-      return desc ? y - x : x - y;
-    }
-    return a.config.sweepId === b.config.sweepId ? a.config.index - b.config.index : a.config.sweepId < b.config.sweepId ? -1 : 1;
-  });
-
-  const groups: LeaderboardGroupRow[] = [];
-  if (groupBy) {
-    const byKey = new Map<string, TrialRecord[]>();
-    for (const t of rows) {
-      const k = axisOf(t, groupBy);
-      const g = byKey.get(k);
-      if (g) g.push(t);
-      else byKey.set(k, [t]);
-    }
-    for (const [key, members] of byKey) {
-      const vals: Array<[number, TrialRecord]> = [];
-      for (const t of members) {
-        const m = metricOf(t, sortBy);
-        if (m !== null) vals.push([m, t]);
-      }
-      // Rows are already sorted by the metric, so the group's first valued row is its best.
-      const n = vals.length;
-      const mean = n ? vals.reduce((s, [m]) => s + m, 0) / n : null;
-      const std = n && mean !== null ? Math.sqrt(vals.reduce((s, [m]) => s + (m - mean) ** 2, 0) / n) : null;
-      groups.push({ key, count: members.length, withMetric: n, best: n ? vals[0][0] : null, mean, std, bestTrialId: n ? vals[0][1].config.trialId : '' });
-    }
-    groups.sort((a, b) => {
-      if (a.best === null || b.best === null) return a.best === b.best ? 0 : a.best === null ? 1 : -1;
-      return desc ? b.best - a.best : a.best - b.best;
-    });
-  }
-
+  rows.sort((a, b) => compareTrials(a, b, sortBy, desc));
+  const groups = groupBy ? groupRows(rows, groupBy, sortBy, desc) : [];
   const page = rows.slice(offset, offset + limit);
   const next = offset + limit < rows.length ? String(offset + limit) : '';
   return { rows: page, total: rows.length, nextPageToken: next, groups, sortBy };
+}
+
+/** Per-group aggregates of rows already in leaderboard order (so a group's first valued row is its best). */
+export function groupRows(rows: Iterable<TrialRecord>, groupBy: GroupAxis, sortBy: SortMetric, desc: boolean): LeaderboardGroupRow[] {
+  const byKey = new Map<string, TrialRecord[]>();
+  for (const t of rows) {
+    const k = axisOf(t, groupBy);
+    const g = byKey.get(k);
+    if (g) g.push(t);
+    else byKey.set(k, [t]);
+  }
+  const groups: LeaderboardGroupRow[] = [];
+  for (const [key, members] of byKey) {
+    const vals: Array<[number, TrialRecord]> = [];
+    for (const t of members) {
+      const m = metricOf(t, sortBy);
+      if (m !== null) vals.push([m, t]);
+    }
+    const n = vals.length;
+    const mean = n ? vals.reduce((s, [m]) => s + m, 0) / n : null;
+    const std = n && mean !== null ? Math.sqrt(vals.reduce((s, [m]) => s + (m - mean) ** 2, 0) / n) : null;
+    groups.push({ key, count: members.length, withMetric: n, best: n ? vals[0][0] : null, mean, std, bestTrialId: n ? vals[0][1].config.trialId : '' });
+  }
+  groups.sort((a, b) => {
+    if (a.best === null || b.best === null) return a.best === b.best ? 0 : a.best === null ? 1 : -1;
+    return desc ? b.best - a.best : a.best - b.best;
+  });
+  return groups;
 }
 
 function bad(field: string, message: string): InvalidArgumentError {

@@ -11,6 +11,7 @@ import { parseRecipe, parseUnfreeze, RECIPE_FIELDS, unfreezesAnything } from '..
 import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validate-recipe.js';
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
 import { validateFuse } from './validate-fuse.js';
+import { NOOP_BACKBONE } from '../../../worker/src/runner/noop-runner.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
@@ -24,22 +25,34 @@ const DATASET_KINDS = ['fashion-mnist', 'folder', 'synthetic'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 const BACKBONE_RE = /^[a-z][a-z0-9_]{0,63}$/;
 
+/** What the validator accepts beyond ordinary specs. */
+export interface SpecValidationOptions {
+  /**
+   * Accept the `noop` backbone: trials that train nothing and report
+   * synthetic metrics (control-plane benchmark and test mode). @default false
+   */
+  allowNoopBackbone?: boolean;
+}
+
+/** Limits of the `noop` backbone: any image size, no layers to unfreeze. */
+const NOOP_INFO = { minSize: 1, layers: 1 };
+
 /**
  * Parses a spec from YAML or JSON text (JSON is YAML) and validates it.
  * @throws InvalidArgumentError naming every offending field.
  */
-export function parseSweepSpec(text: string): SweepSpec {
+export function parseSweepSpec(text: string, opts: SpecValidationOptions = {}): SweepSpec {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
     throw new InvalidArgumentError([{ field: 'spec', message: `not valid YAML/JSON: ${(err as Error).message}` }], 'invalid sweep spec');
   }
-  return validateSweepSpec(raw);
+  return validateSweepSpec(raw, opts);
 }
 
 /** Validates a parsed spec and fills in defaults. @throws InvalidArgumentError */
-export function validateSweepSpec(raw: unknown): SweepSpec {
+export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}): SweepSpec {
   const v: FieldViolation[] = [];
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InvalidArgumentError([{ field: 'spec', message: 'must be a mapping (object) of sweep fields' }], 'invalid sweep spec');
@@ -68,6 +81,11 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   }
 
   const backbones = list(o, 'backbones', v, (x, f) => {
+    if (x === NOOP_BACKBONE) {
+      if (opts.allowNoopBackbone) return x;
+      v.push({ field: f, message: `'${NOOP_BACKBONE}' trains nothing and reports synthetic metrics (control-plane benchmark mode); refused unless the coordinator runs with TLSWEEP_ALLOW_NOOP_BACKBONE=1` });
+      return undefined;
+    }
     if (typeof x !== 'string' || !BACKBONE_RE.test(x) || !backboneInfo(x)) {
       v.push({ field: f, message: `must be one of: ${KNOWN_BACKBONES.join(', ')}; got ${JSON.stringify(x)}` });
       return undefined;
@@ -133,7 +151,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
     for (const b of backbones) {
-      const min = backboneInfo(b)!.minSize;
+      const min = (b === NOOP_BACKBONE ? NOOP_INFO : backboneInfo(b)!).minSize;
       if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
     }
   }

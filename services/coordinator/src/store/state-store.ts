@@ -16,6 +16,9 @@ export interface StateStoreOptions {
  * what was acknowledged.
  */
 export class StateStore {
+  /** Trial writes waiting for this event-loop turn to end. */
+  private batch: Array<{ key: string; value: string; done: (err?: unknown) => void }> = [];
+
   private constructor(private readonly sweeps: KV, private readonly trials: KV) {}
 
   static async open(nc: NatsConnection, opts: StateStoreOptions = {}): Promise<StateStore> {
@@ -30,8 +33,27 @@ export class StateStore {
     await this.sweeps.put(s.sweepId, JSON.stringify(s));
   }
 
-  async putTrial(t: TrialRecord): Promise<void> {
-    await this.trials.put(trialKey(t.config.sweepId, t.config.trialId), JSON.stringify(t));
+  /**
+   * Writes a trial; resolves once JetStream has acknowledged it (the record
+   * is durable), rejects if it did not. Writes made during one event-loop
+   * turn (reports that arrived together) are published together at its
+   * end, so the client sends them in one socket write instead of one each;
+   * every write still waits for its own acknowledgement.
+   */
+  putTrial(t: TrialRecord): Promise<void> {
+    const key = trialKey(t.config.sweepId, t.config.trialId);
+    // Serialised now: the caller may change the record again once this resolves.
+    const value = JSON.stringify(t);
+    return new Promise((resolve, reject) => {
+      if (this.batch.length === 0) setImmediate(() => this.flush());
+      this.batch.push({ key, value, done: (err) => (err === undefined ? resolve() : reject(err)) });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = [];
+    for (const w of batch) this.trials.put(w.key, w.value).then(() => w.done(), (err: unknown) => w.done(err ?? new Error('KV put failed')));
   }
 
   async loadSweeps(): Promise<SweepRecord[]> {

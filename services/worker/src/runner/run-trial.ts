@@ -15,6 +15,7 @@ export interface RunTrialOptions {
   /** How `objstore:` weights are read (the worker's NATS connection). @default none */
   weightsAccess?: WeightsAccess;
 }
+import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
@@ -98,6 +99,8 @@ async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'o
  * size, load the dataset at that size, train, dispose. Configuration errors are unrecoverable.
  */
 export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureCacheArg, opts: RunTrialOptions = {}): Promise<TrialOutcome> {
+  // Control-plane benchmark mode (accepted only by a coordinator that allows it): nothing is trained.
+  if (config.backbone === NOOP_BACKBONE) return runNoopTrial(config, hooks);
   const { hp } = hyperparamsOf(config);
   return withDataset(config, hooks, featureCache, opts, (data, o) => trainTrial(hp, data, { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase }, o));
 }
@@ -115,5 +118,6 @@ export async function runFusedTrials(configs: readonly TrialConfig[], hooks: rea
 
 /** Whether these configs can train fused (else they run one by one). */
 export function canFuse(configs: readonly TrialConfig[]): boolean {
+  if (configs.some((c) => c.backbone === NOOP_BACKBONE)) return false;
   return configs.length > 1 && fusionBlocker(configs.map((c) => hyperparamsOf(c).hp)) === null;
 }

@@ -37,9 +37,12 @@ export type UnitDisposition = { action: 'ack' } | { action: 'nak'; immediately: 
  * start (already terminal after an earlier delivery, cancelled sweep, stale
  * attempt) is skipped; the others of a redelivered unit run again.
  */
-export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext): Promise<UnitDisposition> {
+export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext): Promise<UnitDisposition & UnitTiming> {
   const ends: TrialEnd[] = [];
   let lastError = '';
+  // The runners' own time: training wall time less the time their epoch hooks spent reporting (control-plane time).
+  let runnerMs = 0;
+  const done = (d: UnitDisposition) => ({ ...d, runnerMs, trials: configs.length });
   for (const group of fusableGroups(configs)) {
     if (ctx.isDraining()) {
       // Not started: they simply go back with the message.
@@ -54,21 +57,31 @@ export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext)
       else running.push(run);
     }
     if (running.length === 0) continue;
+    const trainStart = performance.now();
     try {
       const outcomes = canFuse(running.map((r) => r.config))
         ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, ctx.runOptions)
         : await sequentially(running, ctx);
+      runnerMs += performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
       for (const [i, r] of running.entries()) ends.push(await r.finish(outcomes[i]));
     } catch (err) {
+      runnerMs += performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
       lastError = (err as Error).message;
       for (const r of running) ends.push(await r.fail(err));
     }
   }
-  if (ends.includes('draining')) return { action: 'nak', immediately: true };
-  if (ends.includes('retry')) return { action: 'nak', immediately: false };
-  if (ends.includes('refused')) return { action: 'leave' };
-  if (ends.length > 0 && ends.every((e) => e === 'final')) return { action: 'term', reason: lastError || 'every trial failed' };
-  return { action: 'ack' };
+  if (ends.includes('draining')) return done({ action: 'nak', immediately: true });
+  if (ends.includes('retry')) return done({ action: 'nak', immediately: false });
+  if (ends.includes('refused')) return done({ action: 'leave' });
+  if (ends.length > 0 && ends.every((e) => e === 'final')) return done({ action: 'term', reason: lastError || 'every trial failed' });
+  return done({ action: 'ack' });
+}
+
+/** Where a unit's time went, for the control-plane benchmark. */
+export interface UnitTiming {
+  /** The runners' own milliseconds (training, less time spent in report calls). */
+  runnerMs: number;
+  trials: number;
 }
 
 /** Trials of a group that cannot fuse run one by one; a failure stops the rest of the group (they fail with it). */
@@ -81,6 +94,8 @@ async function sequentially(runs: TrialRun[], ctx: UnitContext): Promise<TrialOu
 /** One trial's reports within a unit. */
 class TrialRun {
   private stoppedByDrain = false;
+  /** Milliseconds the runner spent in this trial's epoch hook (reporting). */
+  hookMs = 0;
   private trainImages = 0;
   private readonly log: Logger;
 
@@ -111,9 +126,11 @@ class TrialRun {
     const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
     return {
       onEpoch: async (m) => {
+        const hookStart = performance.now();
         const d = await ctx.reporter.reportEpoch({ trialId: cfg.trialId, attempt: ctx.attempt, metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 } });
         this.log.info('trial.epoch', { ...m, decision: d.action });
         ctx.metrics?.epoch(m, this.trainImages);
+        this.hookMs += performance.now() - hookStart;
         // A drain stops the trial between epochs; after the last one the result is kept.
         if (ctx.isDraining() && m.epoch < plannedEpochs && d.action !== 'STOP') {
           this.stoppedByDrain = true;

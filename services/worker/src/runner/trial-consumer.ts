@@ -90,6 +90,8 @@ export class TrialConsumer {
     const { c, maxDeliver } = await this.consumer();
     this.o.log.info('worker.pulling', { maxDeliver });
     while (!this.draining) {
+      // The slot is free from here: pull, reports and ack until the next pull are the trial's control-plane time.
+      const freeAt = performance.now();
       let msg: JsMsg | null;
       try {
         msg = await c.next({ expires: 2000 });
@@ -104,14 +106,14 @@ export class TrialConsumer {
         msg.nak(0);
         break;
       }
-      await this.handle(msg, maxDeliver);
+      await this.handle(msg, maxDeliver, freeAt);
       this.trialsRun++;
       if (this.o.maxTrials && this.trialsRun >= this.o.maxTrials) break;
     }
     this.o.log.info('worker.stopped_pulling', { trialsRun: this.trialsRun });
   }
 
-  private async handle(msg: JsMsg, maxDeliver: number): Promise<void> {
+  private async handle(msg: JsMsg, maxDeliver: number, freeAt: number): Promise<void> {
     let configs: TrialConfig[];
     try {
       const task = msg.json<TrialTask>();
@@ -140,8 +142,17 @@ export class TrialConsumer {
       if (d.action === 'ack') msg.ack();
       else if (d.action === 'nak') msg.nak(d.immediately ? 0 : (this.o.nakDelayMs ?? 5000));
       else if (d.action === 'term') msg.term(d.reason);
+      // slotMs: this worker's time on the message from the pull that got it to its ack; per trial,
+      // overheadMs = (slotMs − runnerMs) / trials is the control plane's share (bench:control reads these).
+      const slotMs = performance.now() - freeAt;
+      this.o.log.info('unit.done', {
+        seq: msg.seq, action: d.action, trials: d.trials, slotMs: round3(slotMs), runnerMs: round3(d.runnerMs), overheadMs: round3((slotMs - d.runnerMs) / Math.max(1, d.trials)),
+      });
     } finally {
       clearInterval(heartbeat);
     }
   }
 }
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
