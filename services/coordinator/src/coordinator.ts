@@ -37,6 +37,8 @@ export interface CoordinatorOptions {
   replicas?: number;
   /** Early-stopping rule for sweeps whose spec names none (`scheduler.kind: fifo`). @default FIFO (never stops) */
   scheduler?: Scheduler;
+  /** Where workers keep epoch checkpoints: a trial's is deleted once the trial is terminal. @default none */
+  checkpoints?: { delete(trialId: string): Promise<void> };
 }
 
 /** What watchers of a sweep receive. */
@@ -53,7 +55,11 @@ export interface Decision {
   reason: string;
 }
 
-export interface TrialStartedInput { trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string }
+export interface TrialStartedInput {
+  trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string;
+  /** Epochs this attempt takes from the trial's checkpoint; the history keeps those and drops the rest. @default 0 */
+  resumedEpochs?: number;
+}
 export interface ReportEpochInput { trialId: string; attempt: number; metrics: EpochRecord }
 export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
@@ -62,8 +68,14 @@ export interface TrialFinishedInput {
   /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
   unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
   testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
+  /** Corrupt or truncated images skipped while loading the dataset. */
+  skippedImages?: number;
 }
-export interface TrialFailedInput { trialId: string; attempt: number; error: string; code: string; retrying: boolean }
+export interface TrialFailedInput {
+  trialId: string; attempt: number; error: string; code: string; retrying: boolean;
+  /** The loss became NaN or exploded: the trial ends `diverged` (never retried). @default false */
+  diverged?: boolean;
+}
 
 export type TrialCounts = Record<TrialStatus, number> & { total: number };
 
@@ -82,6 +94,7 @@ export class Coordinator {
   /** Stream sequence of a queued trial's message → trial id (advisories name the sequence only). */
   private readonly bySeq = new Map<number, string>();
   private advisories: Subscription | null = null;
+  private terminated: Subscription | null = null;
   private readonly lock = new KeyedLock();
   private readonly events = new EventEmitter();
   private readonly log: Logger;
@@ -91,8 +104,11 @@ export class Coordinator {
   /** Incremental (tpe) sweeps' searchers and the trials whose results they were given; rebuilt from KV when absent. */
   private readonly searchers = new Map<string, { searcher: TpeSearcher; fed: Set<string> }>();
 
+  private readonly checkpoints: CoordinatorOptions['checkpoints'];
+
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
+    this.checkpoints = opts.checkpoints;
     this.scheduler = opts.scheduler ?? new FifoScheduler();
     this.events.setMaxListeners(0);
   }
@@ -121,6 +137,33 @@ export class Coordinator {
         void this.onDeliveriesExhausted(a.stream_seq, a.deliveries).catch((e) => this.log.error('advisory.failed', { seq: a.stream_seq, error: e }));
       },
     });
+    // A worker `term`s a trial that can never succeed after reporting it failed; if that report was
+    // lost (coordinator down past the worker's retry window) this advisory is what is left.
+    this.terminated = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${TRIAL_STREAM}.${WORKER_CONSUMER}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const a = msg.json<{ stream_seq: number; deliveries: number; reason?: string }>();
+        void this.onTerminated(a.stream_seq, a.deliveries, a.reason ?? '').catch((e) => this.log.error('advisory.failed', { seq: a.stream_seq, error: e }));
+      },
+    });
+  }
+
+  private async onTerminated(seq: number, deliveries: number, reason: string): Promise<void> {
+    const trialId = this.bySeq.get(seq);
+    const t = trialId ? this.trials.get(trialId) : undefined;
+    if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
+        await this.updateTrial(t, (x) => {
+          x.status = 'failed';
+          x.error = `TERMINATED by the worker after ${deliveries} deliveries: ${reason || t.error || 'no reason given'}`;
+        });
+        this.log.warn('trial.terminated', { sweepId: t.config.sweepId, trialId: t.config.trialId, deliveries, reason });
+        this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
+      });
+      await this.afterTerminal(t.config.sweepId);
+    }
+    await this.queue.remove(seq);
   }
 
   private async onDeliveriesExhausted(seq: number, deliveries: number): Promise<void> {
@@ -147,6 +190,8 @@ export class Coordinator {
   close(): void {
     this.advisories?.unsubscribe();
     this.advisories = null;
+    this.terminated?.unsubscribe();
+    this.terminated = null;
   }
 
   private async rebuild(): Promise<void> {
@@ -162,6 +207,7 @@ export class Coordinator {
         continue;
       }
       if (s.status !== 'running') continue;
+      await this.reconcileLostMessages(s.sweepId);
       // A crash while a sweep was being written leaves trials missing; the searchers are deterministic, so recreate them.
       const have = this.trialsBySweep.get(s.sweepId)?.size ?? 0;
       if (have < s.trialCount) await this.createTrials(s);
@@ -196,6 +242,10 @@ export class Coordinator {
       throw err;
     }
     this.index(t);
+    if (this.checkpoints && TERMINAL_TRIAL_STATUSES.has(t.status) && !TERMINAL_TRIAL_STATUSES.has(before.status)) {
+      // Nothing will resume a terminal trial; a checkpoint left behind expires with the bucket's TTL.
+      void this.checkpoints.delete(t.config.trialId).catch((err) => this.log.warn('checkpoint.delete_failed', { trialId: t.config.trialId, error: err }));
+    }
   }
 
   private async saveTrial(t: TrialRecord): Promise<void> {
@@ -308,7 +358,7 @@ export class Coordinator {
   }
 
   counts(sweepId: string): TrialCounts {
-    const c: TrialCounts = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
+    const c: TrialCounts = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0, diverged: 0 };
     for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
       c.total++;
       c[t.status]++;
@@ -396,7 +446,8 @@ export class Coordinator {
     return this.lock.run(`trial:${t.config.trialId}`, async () => {
       if (t.status !== 'pending') return;
       // Publish first: a crash before the KV write leaves the trial pending, and the republish is dropped by the stream's duplicate window.
-      const seq = await this.queue.publish({ v: 1, config: t.config });
+      // A requeued trial (its message was lost) gets a new message id, or the window would drop it too.
+      const seq = await this.queue.publish({ v: 1, config: t.config }, t.requeues ? `${t.config.trialId}.r${t.requeues}` : undefined);
       await this.updateTrial(t, (x) => {
         x.queueSeq = seq;
         x.status = 'queued';
@@ -484,8 +535,64 @@ export class Coordinator {
   }
 
   private async afterTerminal(sweepId: string): Promise<void> {
+    await this.failIfTooManyFailed(sweepId);
     await this.dispatch(sweepId);
     await this.maybeFinish(sweepId);
+  }
+
+  /**
+   * `maxFailedTrials`: once more trials than that failed or diverged, the
+   * sweep fails with the count and the first error; waiting trials are
+   * cancelled and running ones are told to STOP at their next epoch.
+   */
+  private failIfTooManyFailed(sweepId: string): Promise<void> {
+    return this.lock.run(`sweep:${sweepId}`, async () => {
+      const sweep = this.sweeps.get(sweepId);
+      const limit = sweep?.spec.maxFailedTrials ?? null;
+      if (!sweep || sweep.status !== 'running' || limit === null) return;
+      const bad = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].filter((t) => t.status === 'failed' || t.status === 'diverged');
+      if (bad.length <= limit) return;
+      const first = bad.sort((a, b) => a.updatedAtMs - b.updatedAtMs)[0];
+      await this.updateSweep(sweep, (s) => {
+        s.status = 'failed';
+        s.reason = `maxFailedTrials exceeded: ${bad.length} trials failed or diverged (limit ${limit}); first: ${first.config.trialId} ${first.status}: ${first.error || 'no error recorded'}; the remaining trials were cancelled`;
+      });
+      await this.cancelWaitingTrials(sweepId);
+      this.log.warn('sweep.too_many_failures', { sweepId, failed: bad.length, limit });
+      await this.finishIfDone(sweep);
+    });
+  }
+
+  /**
+   * After a restart: a queued or running trial whose message is gone from
+   * the stream (acked or removed while an advisory went unheard, or lost
+   * with a wiped stream) and not in a worker's hands can never be delivered
+   * again. With deliveries left it is queued again under a new message id;
+   * otherwise it fails naming why.
+   */
+  private async reconcileLostMessages(sweepId: string): Promise<void> {
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+      if ((t.status !== 'queued' && t.status !== 'running') || t.queueSeq === 0) continue;
+      if (await this.queue.has(t.queueSeq)) continue;
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (t.attempt >= this.queue.maxDeliver) {
+          await this.updateTrial(t, (x) => {
+            x.status = 'failed';
+            x.error = `LOST: its queue message disappeared after ${t.attempt} deliveries while the coordinator was down${t.error ? `; last error: ${t.error}` : ''}`;
+          });
+          this.emit({ type: 'trial_failed', sweepId, trial: t });
+        } else {
+          // Back to pending: dispatch publishes it again; its deliveries restart at 1.
+          await this.updateTrial(t, (x) => {
+            x.status = 'pending';
+            x.attempt = 0;
+            x.queueSeq = 0;
+            x.requeues = (x.requeues ?? 0) + 1;
+          });
+        }
+        this.log.warn('trial.message_lost', { sweepId, trialId: t.config.trialId, attempt: t.attempt, status: t.status });
+      });
+    }
   }
 
   /** afterTerminal from inside a trial lock: runs once the lock is released (the sweep lock may be waiting on it). */
@@ -516,12 +623,33 @@ export class Coordinator {
         return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       }
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      const resumed = r.attempt === t.attempt ? 0 : Math.max(0, r.resumedEpochs ?? 0);
       await this.updateTrial(t, (x) => {
-        // A new attempt starts from scratch: no metrics of an earlier one survive.
-        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0, earlyStop: null });
+        if (r.attempt === x.attempt) {
+          // A retried TrialStarted of the attempt that already owns the trial: nothing to reset.
+          Object.assign(x, { status: 'running', worker: r.worker, backend: r.backend });
+          return;
+        }
+        // A new attempt keeps the epochs its checkpoint holds (they were reported by the attempt that
+        // saved it) and drops the rest, which it trains again; without a checkpoint it starts from scratch.
+        const kept = x.history.filter((e) => e.epoch <= resumed).sort((a, b) => a.epoch - b.epoch);
+        const last = kept.at(-1);
+        Object.assign(x, {
+          status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource,
+          history: kept, error: '', valAccuracy: last?.valAccuracy ?? null, valLoss: last?.valLoss ?? null, epochs: kept.length,
+          seconds: kept.reduce((sum, e) => sum + e.seconds, 0),
+          earlyStop: x.earlyStop && x.earlyStop.epoch <= resumed ? x.earlyStop : null,
+          resumedEpochs: (x.resumedEpochs ?? 0) + kept.length,
+          retrainedEpochs: (x.retrainedEpochs ?? 0) + (x.history.length - kept.length),
+        });
       });
-      this.schedulers.get(t.config.sweepId)?.forget?.(r.trialId);
-      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
+      const scheduler = this.schedulers.get(t.config.sweepId);
+      if (scheduler) {
+        scheduler.forget?.(r.trialId);
+        // The kept epochs stay part of the trial's results.
+        if (scheduler.forget) for (const e of t.history) scheduler.onResult(t, e);
+      }
+      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend, resumedEpochs: resumed });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '' };
     });
@@ -610,6 +738,7 @@ export class Coordinator {
         if (r.backend) x.backend = r.backend;
         if (r.testMetrics) x.testMetrics = r.testMetrics;
         if (r.phaseSeconds) x.phaseSeconds = r.phaseSeconds;
+        if (r.skippedImages !== undefined) x.skippedImages = r.skippedImages;
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
@@ -628,7 +757,7 @@ export class Coordinator {
       const cancelled = this.getSweep(t.config.sweepId).status !== 'running';
       await this.updateTrial(t, (x) => {
         // Nothing of a cancelled sweep is retried.
-        x.status = cancelled ? 'cancelled' : r.retrying ? 'queued' : 'failed';
+        x.status = cancelled ? 'cancelled' : r.diverged ? 'diverged' : r.retrying ? 'queued' : 'failed';
         x.error = r.code ? `${r.code}: ${r.error}` : r.error;
       });
       this.log.warn('trial.failed', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, retrying: r.retrying, error: t.error });

@@ -5,6 +5,7 @@ import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { startDashboardServer, type RunningDashboard } from './http/dashboard-server.js';
 import { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 import { silentLogger, type Logger } from './log.js';
+import { ObjectCheckpointStore } from '../../worker/src/runner/object-checkpoint-store.js';
 
 export interface RunningCoordinator {
   coordinator: Coordinator;
@@ -22,7 +23,12 @@ export interface RunningCoordinator {
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = silentLogger): Promise<RunningCoordinator> {
   // Reconnect forever: a restarted nats-server must not take the coordinator down.
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator' });
-  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas } });
+  // The coordinator deletes a trial's epoch checkpoint once the trial is terminal (workers write them).
+  const checkpoints = await ObjectCheckpointStore.open(nc, { replicas: cfg.replicas }).catch((err: Error) => {
+    log.warn('coordinator.checkpoints_unavailable', { error: err.message });
+    return undefined;
+  });
+  const coordinator = await Coordinator.start({ nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas }, checkpoints });
   const grpc = await startGrpcServer(coordinator, { address: cfg.grpcAddress, log });
   const metrics = createCoordinatorMetrics(coordinator, { queueDepth: () => coordinator.queueLag() });
   let dashboard: RunningDashboard | null = null;

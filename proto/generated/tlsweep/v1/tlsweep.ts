@@ -64,6 +64,8 @@ export interface TrialCounts {
   failed: number;
   stopped: number;
   cancelled: number;
+  /** Trials whose loss became NaN or exploded (terminal, not retried). */
+  diverged: number;
 }
 
 export interface Sweep {
@@ -128,7 +130,10 @@ export interface Trial {
   learningRate: number;
   dropout: number;
   dataset: string;
-  /** pending | queued | running | completed | failed | stopped | cancelled */
+  /**
+   * pending | queued | running | completed | failed | stopped | cancelled | diverged
+   * (diverged: the training loss became NaN or exploded; terminal, never retried)
+   */
   status: string;
   valAccuracy: number;
   testAccuracy: number;
@@ -163,7 +168,17 @@ export interface Trial {
     | TrialTestMetrics
     | undefined;
   /** Wall seconds per phase; absent until the trial finished. */
-  phaseSeconds?: PhaseSeconds | undefined;
+  phaseSeconds?:
+    | PhaseSeconds
+    | undefined;
+  /**
+   * Checkpoints (fields 120-129): epochs later attempts took from epoch checkpoints instead of
+   * training again, and epochs an earlier attempt had done that had to be trained again.
+   */
+  resumedEpochs: number;
+  retrainedEpochs: number;
+  /** Corrupt or truncated images the worker skipped while loading the dataset. */
+  skippedImages: number;
 }
 
 /** One class's scores on the test split (sklearn classification_report; zero_division = 0). */
@@ -244,6 +259,8 @@ export interface TrialStartedRequest {
   backend: string;
   pretrained: boolean;
   weightsSource: string;
+  /** Epochs this attempt takes from the trial's checkpoint (it trains from the next one); 0 = from scratch. */
+  resumedEpochs: number;
 }
 
 export interface Decision {
@@ -279,7 +296,11 @@ export interface TrialFinishedRequest {
   unfreezeLayers: number;
   earlyStops: EarlyStop[];
   testMetrics?: TrialTestMetrics | undefined;
-  phaseSeconds?: PhaseSeconds | undefined;
+  phaseSeconds?:
+    | PhaseSeconds
+    | undefined;
+  /** Corrupt or truncated images skipped while loading the dataset. */
+  skippedImages: number;
 }
 
 export interface TrialFailedRequest {
@@ -289,6 +310,8 @@ export interface TrialFailedRequest {
   code: string;
   /** True when the worker will let the queue redeliver the trial. */
   retrying: boolean;
+  /** The loss became NaN or exploded: the trial ends as `diverged` (never retried). */
+  diverged: boolean;
 }
 
 export interface Ack {
@@ -789,7 +812,17 @@ export const WatchSweepRequest: MessageFns<WatchSweepRequest> = {
 };
 
 function createBaseTrialCounts(): TrialCounts {
-  return { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
+  return {
+    total: 0,
+    pending: 0,
+    queued: 0,
+    running: 0,
+    completed: 0,
+    failed: 0,
+    stopped: 0,
+    cancelled: 0,
+    diverged: 0,
+  };
 }
 
 export const TrialCounts: MessageFns<TrialCounts> = {
@@ -817,6 +850,9 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     }
     if (message.cancelled !== 0) {
       writer.uint32(64).uint32(message.cancelled);
+    }
+    if (message.diverged !== 0) {
+      writer.uint32(960).uint32(message.diverged);
     }
     return writer;
   },
@@ -898,6 +934,14 @@ export const TrialCounts: MessageFns<TrialCounts> = {
             message.cancelled = reader.uint32();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.diverged = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -920,6 +964,7 @@ export const TrialCounts: MessageFns<TrialCounts> = {
       failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
       stopped: isSet(object.stopped) ? globalThis.Number(object.stopped) : 0,
       cancelled: isSet(object.cancelled) ? globalThis.Number(object.cancelled) : 0,
+      diverged: isSet(object.diverged) ? globalThis.Number(object.diverged) : 0,
     };
   },
 
@@ -949,6 +994,9 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     if (message.cancelled !== 0) {
       obj.cancelled = Math.round(message.cancelled);
     }
+    if (message.diverged !== 0) {
+      obj.diverged = Math.round(message.diverged);
+    }
     return obj;
   },
 
@@ -965,6 +1013,7 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     message.failed = object.failed ?? 0;
     message.stopped = object.stopped ?? 0;
     message.cancelled = object.cancelled ?? 0;
+    message.diverged = object.diverged ?? 0;
     return message;
   },
 };
@@ -1740,6 +1789,9 @@ function createBaseTrial(): Trial {
     stoppedAtEpoch: 0,
     testMetrics: undefined,
     phaseSeconds: undefined,
+    resumedEpochs: 0,
+    retrainedEpochs: 0,
+    skippedImages: 0,
   };
 }
 
@@ -1840,6 +1892,15 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.phaseSeconds !== undefined) {
       PhaseSeconds.encode(message.phaseSeconds, writer.uint32(410).fork()).join();
+    }
+    if (message.resumedEpochs !== 0) {
+      writer.uint32(960).uint32(message.resumedEpochs);
+    }
+    if (message.retrainedEpochs !== 0) {
+      writer.uint32(968).uint32(message.retrainedEpochs);
+    }
+    if (message.skippedImages !== 0) {
+      writer.uint32(976).uint32(message.skippedImages);
     }
     return writer;
   },
@@ -2113,6 +2174,30 @@ export const Trial: MessageFns<Trial> = {
             message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.resumedEpochs = reader.uint32();
+            continue;
+          }
+          case 121: {
+            if (tag !== 968) {
+              break;
+            }
+
+            message.retrainedEpochs = reader.uint32();
+            continue;
+          }
+          case 122: {
+            if (tag !== 976) {
+              break;
+            }
+
+            message.skippedImages = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2233,6 +2318,21 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.phase_seconds)
         ? PhaseSeconds.fromJSON(object.phase_seconds)
         : undefined,
+      resumedEpochs: isSet(object.resumedEpochs)
+        ? globalThis.Number(object.resumedEpochs)
+        : isSet(object.resumed_epochs)
+        ? globalThis.Number(object.resumed_epochs)
+        : 0,
+      retrainedEpochs: isSet(object.retrainedEpochs)
+        ? globalThis.Number(object.retrainedEpochs)
+        : isSet(object.retrained_epochs)
+        ? globalThis.Number(object.retrained_epochs)
+        : 0,
+      skippedImages: isSet(object.skippedImages)
+        ? globalThis.Number(object.skippedImages)
+        : isSet(object.skipped_images)
+        ? globalThis.Number(object.skipped_images)
+        : 0,
     };
   },
 
@@ -2334,6 +2434,15 @@ export const Trial: MessageFns<Trial> = {
     if (message.phaseSeconds !== undefined) {
       obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
     }
+    if (message.resumedEpochs !== 0) {
+      obj.resumedEpochs = Math.round(message.resumedEpochs);
+    }
+    if (message.retrainedEpochs !== 0) {
+      obj.retrainedEpochs = Math.round(message.retrainedEpochs);
+    }
+    if (message.skippedImages !== 0) {
+      obj.skippedImages = Math.round(message.skippedImages);
+    }
     return obj;
   },
 
@@ -2378,6 +2487,9 @@ export const Trial: MessageFns<Trial> = {
     message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
+    message.resumedEpochs = object.resumedEpochs ?? 0;
+    message.retrainedEpochs = object.retrainedEpochs ?? 0;
+    message.skippedImages = object.skippedImages ?? 0;
     return message;
   },
 };
@@ -3400,7 +3512,7 @@ export const LeaderboardResponse: MessageFns<LeaderboardResponse> = {
 };
 
 function createBaseTrialStartedRequest(): TrialStartedRequest {
-  return { trialId: "", attempt: 0, worker: "", backend: "", pretrained: false, weightsSource: "" };
+  return { trialId: "", attempt: 0, worker: "", backend: "", pretrained: false, weightsSource: "", resumedEpochs: 0 };
 }
 
 export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
@@ -3422,6 +3534,9 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     }
     if (message.weightsSource !== "") {
       writer.uint32(50).string(message.weightsSource);
+    }
+    if (message.resumedEpochs !== 0) {
+      writer.uint32(960).uint32(message.resumedEpochs);
     }
     return writer;
   },
@@ -3487,6 +3602,14 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
             message.weightsSource = reader.string();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.resumedEpochs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3515,6 +3638,11 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
         : isSet(object.weights_source)
         ? globalThis.String(object.weights_source)
         : "",
+      resumedEpochs: isSet(object.resumedEpochs)
+        ? globalThis.Number(object.resumedEpochs)
+        : isSet(object.resumed_epochs)
+        ? globalThis.Number(object.resumed_epochs)
+        : 0,
     };
   },
 
@@ -3538,6 +3666,9 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     if (message.weightsSource !== "") {
       obj.weightsSource = message.weightsSource;
     }
+    if (message.resumedEpochs !== 0) {
+      obj.resumedEpochs = Math.round(message.resumedEpochs);
+    }
     return obj;
   },
 
@@ -3552,6 +3683,7 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     message.backend = object.backend ?? "";
     message.pretrained = object.pretrained ?? false;
     message.weightsSource = object.weightsSource ?? "";
+    message.resumedEpochs = object.resumedEpochs ?? 0;
     return message;
   },
 };
@@ -3769,6 +3901,7 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     earlyStops: [],
     testMetrics: undefined,
     phaseSeconds: undefined,
+    skippedImages: 0,
   };
 }
 
@@ -3830,6 +3963,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.phaseSeconds !== undefined) {
       PhaseSeconds.encode(message.phaseSeconds, writer.uint32(250).fork()).join();
+    }
+    if (message.skippedImages !== 0) {
+      writer.uint32(960).uint32(message.skippedImages);
     }
     return writer;
   },
@@ -3999,6 +4135,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.skippedImages = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4084,6 +4228,11 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.phase_seconds)
         ? PhaseSeconds.fromJSON(object.phase_seconds)
         : undefined,
+      skippedImages: isSet(object.skippedImages)
+        ? globalThis.Number(object.skippedImages)
+        : isSet(object.skipped_images)
+        ? globalThis.Number(object.skipped_images)
+        : 0,
     };
   },
 
@@ -4146,6 +4295,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.phaseSeconds !== undefined) {
       obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
     }
+    if (message.skippedImages !== 0) {
+      obj.skippedImages = Math.round(message.skippedImages);
+    }
     return obj;
   },
 
@@ -4177,12 +4329,13 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
+    message.skippedImages = object.skippedImages ?? 0;
     return message;
   },
 };
 
 function createBaseTrialFailedRequest(): TrialFailedRequest {
-  return { trialId: "", attempt: 0, error: "", code: "", retrying: false };
+  return { trialId: "", attempt: 0, error: "", code: "", retrying: false, diverged: false };
 }
 
 export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
@@ -4201,6 +4354,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     }
     if (message.retrying !== false) {
       writer.uint32(40).bool(message.retrying);
+    }
+    if (message.diverged !== false) {
+      writer.uint32(960).bool(message.diverged);
     }
     return writer;
   },
@@ -4258,6 +4414,14 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
             message.retrying = reader.bool();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.diverged = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4281,6 +4445,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       retrying: isSet(object.retrying) ? globalThis.Boolean(object.retrying) : false,
+      diverged: isSet(object.diverged) ? globalThis.Boolean(object.diverged) : false,
     };
   },
 
@@ -4301,6 +4466,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     if (message.retrying !== false) {
       obj.retrying = message.retrying;
     }
+    if (message.diverged !== false) {
+      obj.diverged = message.diverged;
+    }
     return obj;
   },
 
@@ -4314,6 +4482,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     message.error = object.error ?? "";
     message.code = object.code ?? "";
     message.retrying = object.retrying ?? false;
+    message.diverged = object.diverged ?? false;
     return message;
   },
 };

@@ -61,9 +61,20 @@ export class TrialQueue {
   }
 
   /** Publishes a trial; the trial id is the message id, so a republish inside the window is dropped. Returns the stream sequence. */
-  async publish(task: TrialTask): Promise<number> {
-    const ack = await this.js.publish(trialSubject(task.config.sweepId), JSON.stringify(task), { msgID: task.config.trialId });
+  async publish(task: TrialTask, msgId = task.config.trialId): Promise<number> {
+    const ack = await this.js.publish(trialSubject(task.config.sweepId), JSON.stringify(task), { msgID: msgId });
     return ack.seq;
+  }
+
+  /** Whether the stream still holds the message at `seq` (waiting or in a worker's hands). */
+  async has(seq: number): Promise<boolean> {
+    try {
+      await this.jsm.streams.getMessage(TRIAL_STREAM, { seq });
+      return true;
+    } catch (err) {
+      if (/no message found|not found/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   /** Removes a queued trial (cancel). False when it was already taken or gone. */

@@ -12,7 +12,7 @@ import { normalizeAugmentation } from '../../../worker/src/engine/augment-config
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
-  'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'maxFailedTrials', 'split',
   ...RECIPE_FIELDS,
   'augmentation',
   'scheduler', 'tpe',
@@ -104,6 +104,9 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
   const tpe = validateTpe(o.tpe, o.search, v);
   const maxParallel = opt(o, 'maxParallel', SPEC_DEFAULTS.maxParallel, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxParallel, `an integer in 1..${SPEC_LIMITS.maxParallel}`));
 
+  const maxFailedTrials = o.maxFailedTrials === undefined || o.maxFailedTrials === null ? null
+    : int(o.maxFailedTrials, 'maxFailedTrials', v, 0, SPEC_LIMITS.maxTrialsPerSweep, `an integer in 0..${SPEC_LIMITS.maxTrialsPerSweep} (failed or diverged trials tolerated before the sweep fails)`) ?? null;
+
   let split: { valFraction: number; testFraction: number } = { valFraction: SPEC_DEFAULTS.valFraction, testFraction: SPEC_DEFAULTS.testFraction };
   if (o.split !== undefined) {
     if (o.split === null || typeof o.split !== 'object' || Array.isArray(o.split)) {
@@ -159,6 +162,7 @@ export function validateSweepSpec(raw: unknown): SweepSpec {
     search: search!,
     maxTrials,
     maxParallel: maxParallel!,
+    maxFailedTrials,
     split,
     recipe,
     augmentation,

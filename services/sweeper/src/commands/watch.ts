@@ -9,7 +9,7 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, out: (l
   const started = Date.now();
   const bar = (s: Sweep) => {
     const c = s.counts!;
-    const done = c.completed + c.failed + c.stopped + c.cancelled;
+    const done = c.completed + c.failed + c.stopped + c.cancelled + (c.diverged ?? 0);
     return `${progressBar(done, c.total)} running ${c.running}, failed ${c.failed}, ${((Date.now() - started) / 1000).toFixed(0)}s`;
   };
   for await (const e of client.watch(sweepId, false) as AsyncIterable<TrialEvent>) {
@@ -27,7 +27,7 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, out: (l
         out(`✔ ${label}: ${t!.status} val ${pct(t!.valAccuracy)} test ${pct(t!.testAccuracy)} in ${t!.seconds.toFixed(1)}s   ${bar(e.sweep!)}`);
         break;
       case 'trial_failed':
-        out(`✖ ${label}: ${t!.status === 'queued' ? 'will retry' : 'failed'}: ${t!.error}   ${bar(e.sweep!)}`);
+        out(`✖ ${label}: ${t!.status === 'queued' ? 'will retry' : t!.status === 'diverged' ? 'diverged' : 'failed'}: ${t!.error}   ${bar(e.sweep!)}`);
         break;
       case 'sweep_cancelled':
         out(`sweep ${sweepId} cancelled: ${e.sweep!.reason}`);

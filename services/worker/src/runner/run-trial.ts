@@ -7,12 +7,13 @@ import { FeatureMemo } from '../engine/feature-memo.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { FeatureCacheListener } from '../engine/feature-cache/tiered-lookup.js';
 import { TrialError } from '../errors.js';
+import type { TrialCheckpointing } from '../engine/checkpoint/trial-checkpoint.js';
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
   onPhase?(phase: string): void;
-  /** Once the dataset is loaded: images per split (metrics turn epoch times into images/s). */
-  onDataset?(sizes: { train: number; val: number; test: number }): void;
+  /** Once the dataset is loaded: images per split (metrics turn epoch times into images/s) and corrupt ones skipped. */
+  onDataset?(sizes: { train: number; val: number; test: number; skipped: number }): void;
 }
 
 /** This worker's frozen-prefix feature tiers: the in-process memo, then disk and Object Store (see README: Feature cache). */
@@ -30,7 +31,7 @@ export interface WorkerFeatureCache {
  * size, load the dataset at that size (decoded images are cached per
  * process), train, dispose. Configuration errors are unrecoverable.
  */
-export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache): Promise<TrialOutcome> {
+export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featureCache?: FeatureMemo | WorkerFeatureCache, checkpoint?: TrialCheckpointing): Promise<TrialOutcome> {
   const cache: WorkerFeatureCache = featureCache instanceof FeatureMemo ? { memo: featureCache } : (featureCache ?? {});
   let size: [number, number];
   try {
@@ -41,7 +42,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
   hooks.onPhase?.('dataset');
   const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
   const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
-  hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0] });
+  hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0], skipped: data.skippedImages });
   // Everything that decides which pixels land in which split: trials with equal keys see identical data.
   const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
@@ -64,7 +65,7 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
       },
       data,
       { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase },
-      { featureMemo: featureMemoRef(cache, dataKey) },
+      { featureMemo: featureMemoRef(cache, dataKey), checkpoint },
     );
   } finally {
     disposeDataset(data);

@@ -8,6 +8,9 @@ import type { FeatureMemo } from '../engine/feature-memo.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { Checkpointer, TrialCheckpoint } from '../engine/checkpoint/trial-checkpoint.js';
+import type { EpochReport } from '../engine/train-trial.js';
+import { checkDivergence } from './divergence.js';
 
 export interface TrialConsumerOptions {
   nc: NatsConnection;
@@ -28,6 +31,8 @@ export interface TrialConsumerOptions {
   featureStores?: readonly FeatureStore[];
   /** Prometheus metrics to update. @default none */
   metrics?: WorkerMetrics;
+  /** Epoch checkpoints (the NATS Object Store): saved after every epoch, resumed on redelivery. @default none (a redelivered trial starts over) */
+  checkpoints?: Checkpointer;
 }
 
 /**
@@ -39,6 +44,8 @@ export class TrialConsumer {
   private draining = false;
   private done: Promise<void> | null = null;
   private trialsRun = 0;
+  /** The trial in hand, so a drain whose grace period runs out can hand it back at once. */
+  private current: { msg: JsMsg; trialId: string; attempt: number; abandoned: boolean } | null = null;
 
   constructor(private readonly o: TrialConsumerOptions) {}
 
@@ -46,6 +53,24 @@ export class TrialConsumer {
   run(): Promise<void> {
     this.done ??= this.loop();
     return this.done;
+  }
+
+  /**
+   * The drain's grace period ran out with a trial still training: hand it
+   * back now (`nak(0)`, immediate redelivery). Its last epoch checkpoint is
+   * already stored, so the next worker loses at most the epoch in progress.
+   * Returns whether there was a trial to hand back.
+   */
+  async abandon(reason: string): Promise<boolean> {
+    const cur = this.current;
+    if (!cur || cur.abandoned) return false;
+    cur.abandoned = true;
+    cur.msg.nak(0);
+    await this.o.reporter
+      .trialFailed({ trialId: cur.trialId, attempt: cur.attempt, error: reason, code: 'DRAINING', retrying: true, diverged: false })
+      .catch(() => {});
+    this.o.log.warn('trial.abandoned', { trialId: cur.trialId, attempt: cur.attempt, reason });
+    return true;
   }
 
   /** Stops pulling and hands back the trial in progress; resolves when the loop has ended. */
@@ -111,9 +136,18 @@ export class TrialConsumer {
     const heartbeat = setInterval(() => msg.working(), this.o.heartbeatMs ?? 10_000);
     const metrics = this.o.metrics;
     let trainImages = 0;
+    let skippedImages = 0;
     metrics?.trialStarted();
+    this.current = { msg, trialId: cfg.trialId, attempt, abandoned: false };
     try {
-      const start = await reporter.trialStarted({ trialId: cfg.trialId, attempt, worker: this.o.workerId, backend: this.o.backend, pretrained: false, weightsSource: '' });
+      // An earlier attempt's checkpoint: this attempt continues after its last epoch.
+      const resumeFrom: TrialCheckpoint | null = await (this.o.checkpoints?.load(cfg.trialId) ?? Promise.resolve(null)).catch((err: Error) => {
+        log.warn('trial.checkpoint_unreadable', { error: err.message });
+        return null;
+      });
+      const resumedEpochs = resumeFrom?.epochsDone ?? 0;
+      const start = await reporter.trialStarted({ trialId: cfg.trialId, attempt, worker: this.o.workerId, backend: this.o.backend, pretrained: false, weightsSource: '', resumedEpochs });
+      if (resumedEpochs > 0) log.info('trial.resuming', { resumedEpochs, phase: resumeFrom!.phase });
       if (start.action === 'STOP') {
         log.info('trial.skipped', { reason: start.reason });
         metrics?.trialEnded('skipped');
@@ -123,8 +157,10 @@ export class TrialConsumer {
       log.info('trial.running', { backbone: cfg.backbone, unfreeze: unfreezeLabel(cfg.unfreeze), learningRate: cfg.learningRate, dropout: cfg.dropout, backend: this.o.backend });
       let stoppedByDrain = false;
       const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
+      let firstEpoch: EpochReport | undefined = resumeFrom?.history[0];
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
+          if (this.current?.abandoned) throw new TrialError('DRAINING', `worker ${this.o.workerId} handed the trial back`, { retryable: true });
           const d = await reporter.reportEpoch({
             trialId: cfg.trialId,
             attempt,
@@ -132,6 +168,9 @@ export class TrialConsumer {
           });
           log.info('trial.epoch', { ...m, decision: d.action });
           metrics?.epoch(m, trainImages);
+          firstEpoch ??= m;
+          // Reported first, so the record shows the epoch that diverged.
+          checkDivergence(m, firstEpoch);
           // A drain stops the trial between epochs; after the last one the result is kept.
           if (this.draining && m.epoch < plannedEpochs && d.action !== 'STOP') {
             stoppedByDrain = true;
@@ -140,12 +179,20 @@ export class TrialConsumer {
           return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
         },
         onPhase: (phase) => log.info('trial.phase', { phase }),
-        onDataset: (sizes) => (trainImages = sizes.train),
+        onDataset: (sizes) => {
+          trainImages = sizes.train;
+          skippedImages = sizes.skipped;
+        },
       }, {
         memo: this.o.featureMemo,
         stores: this.o.featureStores,
         onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
-      });
+      }, this.o.checkpoints ? {
+        trialId: cfg.trialId,
+        store: this.o.checkpoints,
+        resumeFrom,
+        onSaveError: (err) => log.warn('trial.checkpoint_failed', { error: (err as Error).message }),
+      } : undefined);
       if (stoppedByDrain) throw new TrialError('DRAINING', `worker ${this.o.workerId} is draining`, { retryable: true });
       const fin = await reporter.trialFinished({
         trialId: cfg.trialId,
@@ -167,6 +214,7 @@ export class TrialConsumer {
         backend: outcome.backend,
         testMetrics: testMetricsToPb(outcome.testMetrics),
         phaseSeconds: outcome.phaseSeconds,
+        skippedImages,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
@@ -177,21 +225,26 @@ export class TrialConsumer {
       }
       msg.ack();
       metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
-      log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
+      log.info('trial.done', { resumedEpochs: outcome.resumedEpochs, skippedImages, valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: this.o.featureMemo?.stats() });
     } catch (err) {
-      const te = toTrialError(err);
+      if (this.current?.abandoned) return; // handed back already (drain grace period over)
+      let te = toTrialError(err);
+      if (te.code === 'OUT_OF_MEMORY') {
+        te = new TrialError('OUT_OF_MEMORY', `${te.message} (batch size ${cfg.batchSize}, image size ${cfg.imageSize ?? 'backbone default'}, ${this.o.backend} backend). Hint: lower batchSize or imageSize, unfreeze fewer layers, or run on a worker with more memory`, { retryable: false, cause: te });
+      }
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
       const retrying = te.retryable && !lastTry;
       log.warn('trial.error', { code: te.code, error: te.message, retrying });
       metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
       await reporter
-        .trialFailed({ trialId: cfg.trialId, attempt, error: te.message, code: te.code, retrying })
+        .trialFailed({ trialId: cfg.trialId, attempt, error: te.message, code: te.code, retrying, diverged: te.code === 'DIVERGED' })
         .catch((e) => log.error('trial.fail_report_lost', { error: (e as Error).message }));
       if (te.code === 'DRAINING') msg.nak(0);
       else if (retrying) msg.nak(this.o.nakDelayMs ?? 5000);
       else msg.term(`${te.code}: ${te.message}`);
     } finally {
       clearInterval(heartbeat);
+      this.current = null;
     }
   }
 }
