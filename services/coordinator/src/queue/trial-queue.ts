@@ -69,8 +69,8 @@ export class TrialQueue {
   /** Whether the stream still holds the message at `seq` (waiting or in a worker's hands). */
   async has(seq: number): Promise<boolean> {
     try {
-      await this.jsm.streams.getMessage(TRIAL_STREAM, { seq });
-      return true;
+      // nats.js 3 answers null for a missing message (older versions threw "no message found").
+      return (await this.jsm.streams.getMessage(TRIAL_STREAM, { seq })) !== null;
     } catch (err) {
       if (/no message found|not found/i.test((err as Error).message)) return false;
       throw err;

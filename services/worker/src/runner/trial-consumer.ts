@@ -126,7 +126,8 @@ export class TrialConsumer {
       if (task.v !== 1 || !task.config?.trialId) throw new Error(`unsupported trial message (v=${String(task.v)})`);
     } catch (err) {
       this.o.log.error('worker.bad_message', { seq: msg.seq, error: (err as Error).message });
-      msg.term(`unreadable trial message: ${(err as Error).message}`);
+      // No reason argument: nats-server 2.9 does not parse `+TERM <reason>` and would leave the message to be redelivered.
+      msg.term();
       return;
     }
     const cfg = task.config;
@@ -241,7 +242,8 @@ export class TrialConsumer {
         .catch((e) => log.error('trial.fail_report_lost', { error: (e as Error).message }));
       if (te.code === 'DRAINING') msg.nak(0);
       else if (retrying) msg.nak(this.o.nakDelayMs ?? 5000);
-      else msg.term(`${te.code}: ${te.message}`);
+      // The reason travels in TrialFailed (and the MSG_TERMINATED advisory names the message): see above for why term() takes none.
+      else msg.term();
     } finally {
       clearInterval(heartbeat);
       this.current = null;
