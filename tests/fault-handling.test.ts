@@ -7,7 +7,10 @@ import { ObjectCheckpointStore } from '../services/worker/src/runner/object-chec
 import type { TrialCheckpoint } from '../services/worker/src/engine/checkpoint/trial-checkpoint.js';
 import { checkDivergence } from '../services/worker/src/runner/divergence.js';
 import { isOutOfMemory, toTrialError, TrialError } from '../services/worker/src/errors.js';
-import { parseSweepSpec } from '../services/coordinator/src/index.js';
+import { InvalidArgumentError, parseSweepSpec } from '../services/coordinator/src/index.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitFor } from './helpers/wait-for.js';
 
 /**
@@ -164,6 +167,28 @@ describe('fault handling', () => {
     expect(c.getTrial(trialId).status).toBe('queued');
     expect((await c.trialStarted({ trialId, attempt: again.info.deliveryCount, worker: 'b', backend: 'cpu', pretrained: false, weightsSource: '' })).action).toBe('CONTINUE');
     c.close();
+  });
+
+  it('refuses a folder dataset with a class of zero images before any trial runs, naming the class', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tlsweep-empty-class-'));
+    try {
+      for (const cls of ['cats', 'dogs', 'owls']) mkdirSync(join(root, cls));
+      writeFileSync(join(root, 'cats', 'a.png'), 'not decoded here');
+      mkdirSync(join(root, 'dogs', 'sub'));
+      writeFileSync(join(root, 'dogs', 'sub', 'b.JPG'), 'x');
+      writeFileSync(join(root, 'owls', 'notes.txt'), 'no image');
+      const c = await start();
+      const spec = SPEC().replace('dataset: {kind: synthetic}', `dataset: {kind: folder, path: ${root}}`);
+      const err = await c.submitSweep(spec).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).violations).toEqual([{ field: 'dataset.path', message: expect.stringMatching(/^class 'owls' of .* has no \.png\/\.jpg\/\.jpeg images/) }]);
+      expect(c.listSweeps().some((s) => s.spec.datasets[0].kind === 'folder')).toBe(false);
+      writeFileSync(join(root, 'owls', 'c.jpeg'), 'x');
+      expect((await c.submitSweep(spec)).status).toBe('running');
+      c.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('divergence and out-of-memory are classified for the worker', () => {

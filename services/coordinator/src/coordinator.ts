@@ -21,6 +21,7 @@ import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
 import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
+import { checkFolderDatasets } from './spec/check-folder-datasets.js';
 import { datasetLabel, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
@@ -291,6 +292,7 @@ export class Coordinator {
   /** Validates the spec (YAML/JSON), stores the sweep and its trials, queues the first `maxParallel`. */
   async submitSweep(specText: string): Promise<SweepRecord> {
     const spec = parseSweepSpec(specText);
+    await checkFolderDatasets(spec);
     const sweepId = newSweepId();
     // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
     const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
