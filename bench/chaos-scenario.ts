@@ -210,7 +210,13 @@ maxParallel: ${o.workers * 2}
       await sleep(200);
     }
     const final = await call((c) => c.get(sweep.sweepId));
-    const trials = (await call((c) => c.query({ sweepId: sweep.sweepId, limit: o.trials + 10 }))).rows;
+    const trials: Trial[] = [];
+    for (let pageToken = ''; ;) {
+      const page = await call((c) => c.query({ sweepId: sweep.sweepId, limit: 1000, pageToken }));
+      trials.push(...page.rows);
+      if (!page.nextPageToken) break;
+      pageToken = page.nextPageToken;
+    }
     const duplicatedEpochs = trials.reduce((n, t) => n + t.history.length - new Set(t.history.map((e) => e.epoch)).size, 0);
     const withResult = trials.filter((t) => t.status === 'completed' || t.status === 'stopped');
     const figures: ChaosFigures = {

@@ -520,12 +520,16 @@ export class Coordinator {
     await this.updateSweep(sweep, (s) => {
       if (s.status === 'running') {
         const failed = trials.filter((t) => t.status === 'failed');
-        if (failed.length === trials.length) {
+        const diverged = trials.filter((t) => t.status === 'diverged').length;
+        if (failed.length + diverged === trials.length) {
           s.status = 'failed';
-          s.reason = `all ${trials.length} trials failed; first error: ${failed[0]?.error ?? 'unknown'}`;
+          s.reason = failed.length > 0
+            ? `all ${trials.length} trials failed${diverged ? ` or diverged (${diverged} diverged)` : ''}; first error: ${failed[0]?.error ?? 'unknown'}`
+            : `all ${trials.length} trials diverged`;
         } else {
           s.status = 'completed';
-          if (failed.length > 0) s.reason = `${failed.length} of ${trials.length} trials failed`;
+          const parts = [failed.length > 0 ? `${failed.length} of ${trials.length} trials failed` : '', diverged > 0 ? `${diverged} of ${trials.length} trials diverged` : ''];
+          if (parts.some(Boolean)) s.reason = parts.filter(Boolean).join('; ');
         }
       }
       s.finishedAtMs = Date.now();
