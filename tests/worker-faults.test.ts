@@ -9,12 +9,12 @@ import { TlsweepClient } from '../services/sweeper/src/client.js';
 import { waitFor } from './helpers/wait-for.js';
 
 /**
- * SIGTERM with a short TLSWEEP_DRAIN_GRACE_MS while an epoch is far from
+ * Real worker processes meeting faults. SIGTERM with a short TLSWEEP_DRAIN_GRACE_MS while an epoch is far from
  * done: the worker hands the trial back at once (nak(0), not by its 60 s
  * lease lapsing) and exits; the next worker resumes it from the checkpoint
  * of its last finished epoch.
  */
-describe('drain grace period', () => {
+describe('worker faults', () => {
   let nats: RunningNatsServer;
   let coord: RunningCoordinator;
   let client: TlsweepClient;
@@ -48,7 +48,7 @@ describe('drain grace period', () => {
     // Long epochs (many tiny batches), so SIGTERM lands well inside one.
     const sweep = await client.submit(`
 name: drain-grace
-dataset: { kind: synthetic, classes: 3, perClass: 200, seed: 4 }
+dataset: { kind: synthetic, classes: 3, perClass: 120, seed: 4 }
 backbones: [tiny_cnn]
 imageSize: 16
 unfreeze: [0]
@@ -75,4 +75,34 @@ headUnits: 8
     expect(t.history.map((e) => e.epoch)).toEqual([1, 2, 3]);
     expect(exitMs).toBeLessThan(300 + 5000);
   }, 300_000);
+
+  it('a diverging trial ends diverged, is not retried, and the worker goes on with the next trial', async () => {
+    if (!procs.some((p) => p.child.exitCode === null && p.child.signalCode === null)) await worker('w3');
+    const sweep = await client.submit(`
+name: diverge
+dataset: { kind: synthetic, classes: 3, perClass: 16, seed: 5 }
+backbones: [tiny_cnn]
+imageSize: 16
+unfreeze: [0]
+learningRates: [10, 0.01]
+dropouts: [0.0]
+optimizer: adam
+headEpochs: 3
+batchSize: 8
+headUnits: 16
+maxParallel: 1
+`);
+    await waitFor(async () => (await client.get(sweep.sweepId)).finishedAtMs > 0, 120_000, 'sweep finished');
+    const rows = (await client.query({ sweepId: sweep.sweepId })).rows;
+    const bad = rows.find((t) => t.learningRate === 10)!;
+    const good = rows.find((t) => t.learningRate === 0.01)!;
+    expect(bad.status, JSON.stringify(bad.history.map((e) => e.loss))).toBe('diverged');
+    expect(bad.error).toMatch(/^DIVERGED: training loss (saturated|became|exploded)/);
+    expect(bad.attempt).toBe(1);
+    expect(good.status).toBe('completed');
+    expect(good.worker).toBe(bad.worker); // the same worker process took the next trial
+    const s = await client.get(sweep.sweepId);
+    expect(s.counts).toMatchObject({ diverged: 1, completed: 1 });
+    expect(s.reason).toBe('1 of 2 trials diverged');
+  }, 180_000);
 });
