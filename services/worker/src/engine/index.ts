@@ -38,3 +38,6 @@ export type { DrawnTransform } from './augment.js';
 export { classificationMetrics, evaluateClassifier, confusionMatrix, perClassMetrics, topKAccuracy } from './metrics.js';
 export type { ClassificationMetrics, ClassMetrics } from './metrics.js';
 export type { PhaseSeconds } from './phase-timer.js';
+export { MemoryCheckpointer } from './checkpoint/trial-checkpoint.js';
+export type { Checkpointer, TrialCheckpoint, TrialCheckpointing, NamedTensorData, TensorData, SavedPhaseProgress } from './checkpoint/trial-checkpoint.js';
+export { encodeCheckpoint, decodeCheckpoint, CheckpointFormatError } from './checkpoint/checkpoint-codec.js';
