@@ -13,6 +13,7 @@ describe('chaos', () => {
   it('finishes all 40 trials exactly once through worker kills, coordinator and nats-server restarts', async () => {
     const { figures, trials, killed } = await runChaosScenario({ trials: 40, log: (l) => console.log(`[chaos] ${l}`) });
     console.log(`[chaos] figures ${JSON.stringify(figures)}`);
+    for (const t of trials.filter((x) => x.status !== 'completed')) console.log(`[chaos] not completed: ${t.trialId} ${t.status} attempt ${t.attempt}: ${t.error}`);
 
     expect(figures.faultsInjected).toEqual({ workerKills: 3, coordinatorRestarts: 2, natsRestarts: 1, total: 6 });
     expect(figures.sweepStatus).toBe('completed');

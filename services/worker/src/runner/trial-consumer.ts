@@ -159,6 +159,9 @@ export class TrialConsumer {
       let stoppedByDrain = false;
       const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
       let firstEpoch: EpochReport | undefined = resumeFrom?.history[0];
+      // Once the coordinator says another attempt owns the trial (our lease lapsed), this one must not
+      // overwrite the owner's checkpoint with its own, older progress.
+      let owner = true;
       const outcome = await runTrial(cfg, {
         onEpoch: async (m) => {
           if (this.current?.abandoned) throw new TrialError('DRAINING', `worker ${this.o.workerId} handed the trial back`, { retryable: true });
@@ -168,6 +171,7 @@ export class TrialConsumer {
             metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 },
           });
           log.info('trial.epoch', { ...m, decision: d.action });
+          if (d.action === 'STOP' && /does not own/.test(d.reason)) owner = false;
           metrics?.epoch(m, trainImages);
           firstEpoch ??= m;
           // Reported first, so the record shows the epoch that diverged.
@@ -190,7 +194,11 @@ export class TrialConsumer {
         onEvent: (e) => (e.type === 'store_failed' ? log.warn('trial.feature_cache', { ...e }) : log.info('trial.feature_cache', { ...e })),
       }, this.o.checkpoints ? {
         trialId: cfg.trialId,
-        store: this.o.checkpoints,
+        store: {
+          load: (id) => this.o.checkpoints!.load(id),
+          save: (id, cp) => (owner ? this.o.checkpoints!.save(id, cp) : Promise.resolve()),
+          delete: (id) => this.o.checkpoints!.delete(id),
+        },
         resumeFrom,
         onSaveError: (err) => log.warn('trial.checkpoint_failed', { error: (err as Error).message }),
       } : undefined);
@@ -234,7 +242,9 @@ export class TrialConsumer {
         te = new TrialError('OUT_OF_MEMORY', `${te.message} (batch size ${cfg.batchSize}, image size ${cfg.imageSize ?? 'backbone default'}, ${this.o.backend} backend). Hint: lower batchSize or imageSize, unfreeze fewer layers, or run on a worker with more memory`, { retryable: false, cause: te });
       }
       const lastTry = maxDeliver > 0 && attempt >= maxDeliver;
-      const retrying = te.retryable && !lastTry;
+      // A report that could not be delivered says nothing about the trial: never end it for that (term
+      // would make it final, since nats-server 2.9 acts on a bare +TERM); let the queue redeliver it.
+      const retrying = (te.retryable || te.code === 'REPORT') && !lastTry;
       log.warn('trial.error', { code: te.code, error: te.message, retrying });
       metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
       await reporter
