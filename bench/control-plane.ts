@@ -225,7 +225,7 @@ async function ingestPhase(nc: import('@nats-io/transport-node').NatsConnection,
     const cfg = m.json<TrialTaskV1>().config;
     const r = reporters[k % reporters.length];
     const attempt = m.info.deliveryCount;
-    await r.trialStarted({ trialId: cfg.trialId, attempt, worker: 'ingest', backend: 'noop', pretrained: false, weightsSource: '' });
+    await r.trialStarted({ trialId: cfg.trialId, attempt, worker: 'ingest', backend: 'noop', pretrained: false, weightsSource: '', resumedEpochs: 0 });
     for (let e = 1; e <= INGEST_EPOCHS; e++) {
       const a = Math.round(((k + e) % 1000) / 1000 * 1000) / 1000;
       const d = await r.reportEpoch({ trialId: cfg.trialId, attempt, metrics: EpochMetrics.fromPartial({ phase: 'head', epoch: e, loss: 1 - a, accuracy: a, valLoss: 1 - a, valAccuracy: a, seconds: 0 }) });

@@ -13,7 +13,7 @@ import { ellipsize, renderTable } from '../services/sweeper/src/table.js';
 const row = (over: Partial<LeaderboardRow> = {}): LeaderboardRow => ({
   rank: 1, trialId: 's-abcdef-0001', sweepId: 's-abcdef', backbone: 'mobilenet_v2', unfreeze: 20, unfreezeLabel: '20', restoredEpochs: [], learningRate: 0.001, dropout: 0.2,
   dataset: 'synthetic', status: 'completed', valAccuracy: 0.875, testAccuracy: 0.85, valLoss: 0.4, epochs: 4, seconds: 12.3,
-  backend: 'wasm', pretrained: true, weightsSource: 'nsfwjs', worker: 'w1', error: '', stopReason: '', stoppedAtEpoch: 0, modelRef: '', ...over,
+  backend: 'wasm', pretrained: true, weightsSource: 'nsfwjs', worker: 'w1', error: '', stopReason: '', stoppedAtEpoch: 0, modelRef: '', resumedEpochs: 0, retrainedEpochs: 0, skippedImages: 0, ...over,
 });
 
 /** A minimal RFC 4180 parser, to check what the writer produces round-trips. */

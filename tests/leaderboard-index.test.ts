@@ -43,7 +43,7 @@ const query: fc.Arbitrary<LeaderboardQueryInput> = fc.record({
 const ids = (rows: TrialRecord[]) => rows.map((t) => t.config.trialId);
 
 function recount(trials: TrialRecord[], sweepId?: string): Record<TrialStatus, number> & { total: number } {
-  const c = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
+  const c = { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0, diverged: 0 };
   for (const t of trials) if (!sweepId || t.config.sweepId === sweepId) (c.total++, c[t.status]++);
   return c;
 }

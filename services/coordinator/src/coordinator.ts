@@ -26,6 +26,7 @@ import { createSearcher } from './searchers/create-searcher.js';
 import { expandAll, type SearchPoint, type Searcher } from './searchers/searcher.js';
 import { TpeSearcher } from './searchers/tpe.js';
 import { parseSweepSpec } from './spec/validate-spec.js';
+import { checkFolderDatasets } from './spec/check-folder-datasets.js';
 import { datasetLabel, SPEC_DEFAULTS, SPEC_LIMITS, type SweepSpec, type TrialConfig } from './spec/sweep-spec.js';
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
@@ -53,6 +54,8 @@ export interface CoordinatorOptions {
   maxTrialsPerSweep?: number;
   /** Accept sweeps on the `noop` backbone (synthetic metrics, nothing trained; control-plane benchmarks). @default false */
   allowNoopBackbone?: boolean;
+  /** Where workers keep epoch checkpoints: a trial's is deleted once the trial is terminal. @default none */
+  checkpoints?: { delete(trialId: string): Promise<void> };
 }
 
 /** What watchers of a sweep receive. */
@@ -71,7 +74,11 @@ export interface Decision {
   leaseToken?: string;
 }
 
-export interface TrialStartedInput { trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string }
+export interface TrialStartedInput {
+  trialId: string; attempt: number; worker: string; backend: string; pretrained: boolean; weightsSource: string;
+  /** Epochs this attempt takes from the trial's checkpoint; the history keeps those and drops the rest. @default 0 */
+  resumedEpochs?: number;
+}
 export interface ReportEpochInput { trialId: string; attempt: number; metrics: EpochRecord }
 export interface TrialFinishedInput {
   trialId: string; attempt: number; valAccuracy: number; valLoss: number; testAccuracy: number; testLoss: number;
@@ -82,6 +89,13 @@ export interface TrialFinishedInput {
   /** Backbone layers the unfreeze depth resolved to; what early stopping did. Absent from older workers. */
   unfreezeLayers?: number; earlyStops?: EarlyStopReport[];
   testMetrics?: ClassificationMetrics | null; phaseSeconds?: PhaseSeconds | null;
+  /** Corrupt or truncated images skipped while loading the dataset. */
+  skippedImages?: number;
+}
+export interface TrialFailedInput {
+  trialId: string; attempt: number; error: string; code: string; retrying: boolean;
+  /** The loss became NaN or exploded: the trial ends `diverged` (never retried). @default false */
+  diverged?: boolean;
 }
 export interface ModelStoredInput { trialId: string; attempt: number; modelRef: string }
 /** TrialFinished's answer; `keepModel` asks the worker to store the model and call modelStored. */
@@ -105,6 +119,7 @@ export class Coordinator {
   /** Stream sequence of a queued work unit's message → its trial ids (advisories name the sequence only). */
   private readonly bySeq = new Map<number, Set<string>>();
   private advisories: Subscription | null = null;
+  private terminated: Subscription | null = null;
   private readonly lock = new KeyedLock();
   private readonly events = new EventEmitter();
   private readonly log: Logger;
@@ -123,9 +138,11 @@ export class Coordinator {
 
   private readonly maxRunningSweeps: number;
   private readonly maxTrialsPerSweep: number;
+  private readonly checkpoints: CoordinatorOptions['checkpoints'];
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, private readonly lease: LeaseSigner, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
+    this.checkpoints = opts.checkpoints;
     this.maxRunningSweeps = opts.maxRunningSweeps ?? 0;
     this.maxTrialsPerSweep = Math.min(opts.maxTrialsPerSweep ?? SPEC_LIMITS.maxTrialsPerSweep, SPEC_LIMITS.maxTrialsPerSweep);
     this.scheduler = opts.scheduler ?? new FifoScheduler();
@@ -163,6 +180,36 @@ export class Coordinator {
         });
       },
     });
+    // A worker `term`s a trial that can never succeed after reporting it failed; if that report was
+    // lost (coordinator down past the worker's retry window) this advisory is what is left.
+    this.terminated = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${TRIAL_STREAM}.${WORKER_CONSUMER}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const a = msg.json<{ stream_seq: number; deliveries: number; reason?: string }>();
+        void this.onTerminated(a.stream_seq, a.deliveries, a.reason ?? '').catch((e) => this.log.error('advisory.failed', { seq: a.stream_seq, error: e }));
+      },
+    });
+  }
+
+  private async onTerminated(seq: number, deliveries: number, reason: string): Promise<void> {
+    // Every trial of the terminated unit that has not ended (its worker reported each one's failure first, normally).
+    for (const trialId of this.bySeq.get(seq) ?? []) await this.failTerminated(this.trials.get(trialId), deliveries, reason);
+    await this.queue.remove(seq);
+  }
+
+  private async failTerminated(t: TrialRecord | undefined, deliveries: number, reason: string): Promise<void> {
+    if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
+        await this.updateTrial(t, (x) => {
+          x.status = 'failed';
+          x.error = `TERMINATED by the worker after ${deliveries} deliveries: ${reason || t.error || 'no reason given'}`;
+        });
+        this.log.warn('trial.terminated', { sweepId: t.config.sweepId, trialId: t.config.trialId, deliveries, reason });
+        this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
+      });
+      await this.afterTerminal(t.config.sweepId);
+    }
   }
 
   private async onDeliveriesExhausted(seq: number, deliveries: number): Promise<void> {
@@ -192,6 +239,8 @@ export class Coordinator {
   close(): void {
     this.advisories?.unsubscribe();
     this.advisories = null;
+    this.terminated?.unsubscribe();
+    this.terminated = null;
   }
 
   private async rebuild(): Promise<void> {
@@ -207,6 +256,7 @@ export class Coordinator {
         continue;
       }
       if (s.status !== 'running') continue;
+      await this.reconcileLostMessages(s.sweepId);
       // A crash while a sweep was being written leaves trials missing; the searchers are deterministic, so recreate them.
       const have = this.trialsBySweep.get(s.sweepId)?.size ?? 0;
       if (have < s.trialCount) await this.createTrials(s);
@@ -257,6 +307,10 @@ export class Coordinator {
       throw err;
     }
     this.index(t);
+    if (this.checkpoints && TERMINAL_TRIAL_STATUSES.has(t.status) && !TERMINAL_TRIAL_STATUSES.has(before.status)) {
+      // Nothing will resume a terminal trial; a checkpoint left behind expires with the bucket's TTL.
+      void this.checkpoints.delete(t.config.trialId).catch((err) => this.log.warn('checkpoint.delete_failed', { trialId: t.config.trialId, error: err }));
+    }
   }
 
   private async saveTrial(t: TrialRecord): Promise<void> {
@@ -302,6 +356,7 @@ export class Coordinator {
   /** Validates the spec (YAML/JSON), stores the sweep and its trials, queues the first `maxParallel`. */
   async submitSweep(specText: string): Promise<SweepRecord> {
     const spec = parseSweepSpec(specText, { allowNoopBackbone: this.allowNoopBackbone });
+    await checkFolderDatasets(spec);
     const sweepId = newSweepId();
     // An incremental searcher makes its trials as results arrive; the sweep will have exactly maxTrials.
     const trialCount = isIncremental(spec) ? spec.maxTrials! : expandAll(createSearcher(spec)).length;
@@ -476,9 +531,11 @@ export class Coordinator {
     if (pending.length === 0) return;
     // Publish first: a crash before the KV writes leaves trials pending, and the republish is dropped by the stream's duplicate window.
     // A unit of one goes as a v1 message, which workers from before units can still run.
-    const seq = await this.queue.publish(pending.length === 1 && unitId === pending[0].config.trialId
-      ? { v: 1, config: pending[0].config }
-      : { v: 2, unitId, configs: pending.map((t) => t.config) });
+    // A requeued unit (its message was lost) gets a new message id, or the duplicate window would drop it.
+    const requeues = Math.max(...pending.map((t) => t.requeues ?? 0));
+    const single = pending.length === 1 && unitId === pending[0].config.trialId;
+    const seq = await this.queue.publish(single ? { v: 1, config: pending[0].config } : { v: 2, unitId, configs: pending.map((t) => t.config) },
+      requeues > 0 ? `${unitId}.r${requeues}` : undefined);
     for (const t of pending) {
       await this.lock.run(`trial:${t.config.trialId}`, async () => {
         await this.updateTrial(t, (x) => {
@@ -553,13 +610,18 @@ export class Coordinator {
     if ((sweep.status === 'running' && c.total < sweep.trialCount) || terminal < c.total) return;
     await this.updateSweep(sweep, (s) => {
       if (s.status === 'running') {
-        if (c.failed === c.total) {
-          const first = [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])].find((t) => t.status === 'failed');
+        const failed = c.failed;
+        const diverged = c.diverged ?? 0;
+        const firstFailed = () => [...(this.trialsBySweep.get(sweep.sweepId)?.values() ?? [])].find((t) => t.status === 'failed');
+        if (failed + diverged === c.total) {
           s.status = 'failed';
-          s.reason = `all ${c.total} trials failed; first error: ${first?.error ?? 'unknown'}`;
+          s.reason = failed > 0
+            ? `all ${c.total} trials failed${diverged ? ` or diverged (${diverged} diverged)` : ''}; first error: ${firstFailed()?.error ?? 'unknown'}`
+            : `all ${c.total} trials diverged`;
         } else {
           s.status = 'completed';
-          if (c.failed > 0) s.reason = `${c.failed} of ${c.total} trials failed`;
+          const parts = [failed > 0 ? `${failed} of ${c.total} trials failed` : '', diverged > 0 ? `${diverged} of ${c.total} trials diverged` : ''];
+          if (parts.some(Boolean)) s.reason = parts.filter(Boolean).join('; ');
         }
       }
       s.finishedAtMs = Date.now();
@@ -571,8 +633,64 @@ export class Coordinator {
   }
 
   private async afterTerminal(sweepId: string): Promise<void> {
+    await this.failIfTooManyFailed(sweepId);
     await this.dispatch(sweepId);
     await this.maybeFinish(sweepId);
+  }
+
+  /**
+   * `maxFailedTrials`: once more trials than that failed or diverged, the
+   * sweep fails with the count and the first error; waiting trials are
+   * cancelled and running ones are told to STOP at their next epoch.
+   */
+  private failIfTooManyFailed(sweepId: string): Promise<void> {
+    return this.lock.run(`sweep:${sweepId}`, async () => {
+      const sweep = this.sweeps.get(sweepId);
+      const limit = sweep?.spec.maxFailedTrials ?? null;
+      if (!sweep || sweep.status !== 'running' || limit === null) return;
+      const bad = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])].filter((t) => t.status === 'failed' || t.status === 'diverged');
+      if (bad.length <= limit) return;
+      const first = bad.sort((a, b) => a.updatedAtMs - b.updatedAtMs)[0];
+      await this.updateSweep(sweep, (s) => {
+        s.status = 'failed';
+        s.reason = `maxFailedTrials exceeded: ${bad.length} trials failed or diverged (limit ${limit}); first: ${first.config.trialId} ${first.status}: ${first.error || 'no error recorded'}; the remaining trials were cancelled`;
+      });
+      await this.cancelWaitingTrials(sweepId);
+      this.log.warn('sweep.too_many_failures', { sweepId, failed: bad.length, limit });
+      await this.finishIfDone(sweep);
+    });
+  }
+
+  /**
+   * After a restart: a queued or running trial whose message is gone from
+   * the stream (acked or removed while an advisory went unheard, or lost
+   * with a wiped stream) and not in a worker's hands can never be delivered
+   * again. With deliveries left it is queued again under a new message id;
+   * otherwise it fails naming why.
+   */
+  private async reconcileLostMessages(sweepId: string): Promise<void> {
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) {
+      if ((t.status !== 'queued' && t.status !== 'running') || t.queueSeq === 0) continue;
+      if (await this.queue.has(t.queueSeq)) continue;
+      await this.lock.run(`trial:${t.config.trialId}`, async () => {
+        if (t.attempt >= this.queue.maxDeliver) {
+          await this.updateTrial(t, (x) => {
+            x.status = 'failed';
+            x.error = `LOST: its queue message disappeared after ${t.attempt} deliveries while the coordinator was down${t.error ? `; last error: ${t.error}` : ''}`;
+          });
+          this.emit({ type: 'trial_failed', sweepId, trial: t });
+        } else {
+          // Back to pending: dispatch publishes it again; its deliveries restart at 1.
+          await this.updateTrial(t, (x) => {
+            x.status = 'pending';
+            x.attempt = 0;
+            x.queueSeq = 0;
+            x.requeues = (x.requeues ?? 0) + 1;
+          });
+        }
+        this.log.warn('trial.message_lost', { sweepId, trialId: t.config.trialId, attempt: t.attempt, status: t.status });
+      });
+    }
   }
 
   /** afterTerminal from inside a trial lock: runs once the lock is released (the sweep lock may be waiting on it). */
@@ -615,12 +733,33 @@ export class Coordinator {
         return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       }
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      const resumed = r.attempt === t.attempt ? 0 : Math.max(0, r.resumedEpochs ?? 0);
       await this.updateTrial(t, (x) => {
-        // A new attempt starts from scratch: no metrics of an earlier one survive.
-        Object.assign(x, { status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource, history: [], error: '', valAccuracy: null, valLoss: null, epochs: 0, seconds: 0, earlyStop: null });
+        if (r.attempt === x.attempt) {
+          // A retried TrialStarted of the attempt that already owns the trial: nothing to reset.
+          Object.assign(x, { status: 'running', worker: r.worker, backend: r.backend });
+          return;
+        }
+        // A new attempt keeps the epochs its checkpoint holds (they were reported by the attempt that
+        // saved it) and drops the rest, which it trains again; without a checkpoint it starts from scratch.
+        const kept = x.history.filter((e) => e.epoch <= resumed).sort((a, b) => a.epoch - b.epoch);
+        const last = kept.at(-1);
+        Object.assign(x, {
+          status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource,
+          history: kept, error: '', valAccuracy: last?.valAccuracy ?? null, valLoss: last?.valLoss ?? null, epochs: kept.length,
+          seconds: kept.reduce((sum, e) => sum + e.seconds, 0),
+          earlyStop: x.earlyStop && x.earlyStop.epoch <= resumed ? x.earlyStop : null,
+          resumedEpochs: (x.resumedEpochs ?? 0) + kept.length,
+          retrainedEpochs: (x.retrainedEpochs ?? 0) + (x.history.length - kept.length),
+        });
       });
-      this.schedulers.get(t.config.sweepId)?.forget?.(r.trialId);
-      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend });
+      const scheduler = this.schedulers.get(t.config.sweepId);
+      if (scheduler) {
+        scheduler.forget?.(r.trialId);
+        // The kept epochs stay part of the trial's results.
+        if (scheduler.forget) for (const e of t.history) scheduler.onResult(t, e);
+      }
+      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend, resumedEpochs: resumed });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '', leaseToken: this.lease.token(r.trialId, r.attempt) };
     });
@@ -709,6 +848,7 @@ export class Coordinator {
         if (r.backend) x.backend = r.backend;
         if (r.testMetrics) x.testMetrics = r.testMetrics;
         if (r.phaseSeconds) x.phaseSeconds = r.phaseSeconds;
+        if (r.skippedImages !== undefined) x.skippedImages = r.skippedImages;
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
@@ -727,7 +867,7 @@ export class Coordinator {
       const cancelled = this.getSweep(t.config.sweepId).status !== 'running';
       await this.updateTrial(t, (x) => {
         // Nothing of a cancelled sweep is retried.
-        x.status = cancelled ? 'cancelled' : r.retrying ? 'queued' : 'failed';
+        x.status = cancelled ? 'cancelled' : r.diverged ? 'diverged' : r.retrying ? 'queued' : 'failed';
         x.error = r.code ? `${r.code}: ${r.error}` : r.error;
       });
       this.log.warn('trial.failed', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, retrying: r.retrying, error: t.error });

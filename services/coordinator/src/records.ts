@@ -5,10 +5,13 @@ import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import type { SweepSpec, TrialConfig } from './spec/sweep-spec.js';
 
-/** Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled. */
-export type TrialStatus = 'pending' | 'queued' | 'running' | 'completed' | 'failed' | 'stopped' | 'cancelled';
-export const TRIAL_STATUSES: readonly TrialStatus[] = ['pending', 'queued', 'running', 'completed', 'failed', 'stopped', 'cancelled'];
-export const TERMINAL_TRIAL_STATUSES: ReadonlySet<TrialStatus> = new Set(['completed', 'failed', 'stopped', 'cancelled']);
+/**
+ * Lifecycle of a trial. Terminal: completed, failed, stopped, cancelled,
+ * diverged (its loss became NaN or exploded; never retried).
+ */
+export type TrialStatus = 'pending' | 'queued' | 'running' | 'completed' | 'failed' | 'stopped' | 'cancelled' | 'diverged';
+export const TRIAL_STATUSES: readonly TrialStatus[] = ['pending', 'queued', 'running', 'completed', 'failed', 'stopped', 'cancelled', 'diverged'];
+export const TERMINAL_TRIAL_STATUSES: ReadonlySet<TrialStatus> = new Set(['completed', 'failed', 'stopped', 'cancelled', 'diverged']);
 
 export type SweepStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
@@ -53,6 +56,14 @@ export interface TrialRecord {
   queueSeq: number;
   /** The work unit (queue message) the trial travels in (planner/plan-units.ts). Absent in older records: a unit of its own, id = trial id. */
   unitId?: string;
+  /** Epochs later attempts took from epoch checkpoints instead of training again (absent in older records: 0). */
+  resumedEpochs?: number;
+  /** Epochs an earlier attempt had done that a later one trained again (no checkpoint covered them). */
+  retrainedEpochs?: number;
+  /** Corrupt or truncated images skipped while loading the dataset (set when the trial finishes). */
+  skippedImages?: number;
+  /** Times the coordinator re-published the trial because its message was lost (see reconcile); the queue message id carries it. */
+  requeues?: number;
   /**
    * The scheduler's STOP for the current attempt: the epoch it was given at
    * and why. Stored with that epoch so a retried report gets the same answer.
@@ -127,6 +138,10 @@ export function newTrialRecord(config: TrialConfig, now: number): TrialRecord {
     phaseSeconds: null,
     error: '',
     queueSeq: 0,
+    resumedEpochs: 0,
+    retrainedEpochs: 0,
+    skippedImages: 0,
+    requeues: 0,
     earlyStop: null,
     createdAtMs: now,
     updatedAtMs: now,

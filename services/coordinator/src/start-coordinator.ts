@@ -6,6 +6,7 @@ import { startDashboardServer, type RunningDashboard } from './http/dashboard-se
 import { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 import { silentLogger, type Logger } from './log.js';
 import { natsAuthOptions } from './nats-auth.js';
+import { ObjectCheckpointStore } from '../../worker/src/runner/object-checkpoint-store.js';
 
 export interface RunningCoordinator {
   coordinator: Coordinator;
@@ -25,12 +26,17 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = sil
   const nc = await connect({ servers: cfg.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'tlsweep-coordinator', ...natsAuthOptions(cfg.natsAuth),
     // A stack trace captured for every request (each KV write is one) costs more than it tells: errors still name the subject.
     noAsyncTraces: true });
+  // The coordinator deletes a trial's epoch checkpoint once the trial is terminal (workers write them).
+  const checkpoints = await ObjectCheckpointStore.open(nc, { replicas: cfg.replicas }).catch((err: Error) => {
+    log.warn('coordinator.checkpoints_unavailable', { error: err.message });
+    return undefined;
+  });
   let coordinator: Coordinator;
   let grpc: RunningGrpcServer;
   try {
     coordinator = await Coordinator.start({
       nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas },
-      leaseSecret: cfg.leaseSecret, maxRunningSweeps: cfg.maxRunningSweeps, maxTrialsPerSweep: cfg.maxTrialsPerSweep, allowNoopBackbone: cfg.allowNoopBackbone,
+      leaseSecret: cfg.leaseSecret, maxRunningSweeps: cfg.maxRunningSweeps, maxTrialsPerSweep: cfg.maxTrialsPerSweep, allowNoopBackbone: cfg.allowNoopBackbone, checkpoints,
     });
   } catch (err) {
     await nc.close();

@@ -66,7 +66,7 @@ function renderSummary(s) {
   const stat = (label, v) => `<div class="stat"><b>${escapeHtml(String(v))}</b>${label}</div>`;
   $('summary').innerHTML = [
     stat('trials', c.total), stat('completed', c.completed), stat('running', c.running), stat('queued', c.queued + c.pending),
-    stat('stopped early', c.stopped), stat('failed', c.failed), stat('best val accuracy', pct(s.bestValAccuracy) || '—'),
+    stat('stopped early', c.stopped), stat('failed', c.failed), ...(c.diverged ? [stat('diverged', c.diverged)] : []), stat('best val accuracy', pct(s.bestValAccuracy) || '—'),
   ].join('');
   const bb = $('filter-backbone');
   const current = bb.value;

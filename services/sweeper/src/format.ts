@@ -35,6 +35,10 @@ export interface LeaderboardRow {
   stopReason: string;
   /** The epoch at which the scheduler stopped it; 0 when it did not. */
   stoppedAtEpoch: number;
+  /** Epochs later attempts took from checkpoints / trained again; images skipped as corrupt. */
+  resumedEpochs: number;
+  retrainedEpochs: number;
+  skippedImages: number;
 }
 
 const nn = (x: number) => (Number.isFinite(x) ? x : null);
@@ -65,6 +69,9 @@ export function toRow(t: Trial, rank: number): LeaderboardRow {
     modelRef: t.modelRef,
     stopReason: t.stopReason,
     stoppedAtEpoch: t.stoppedAtEpoch,
+    resumedEpochs: t.resumedEpochs,
+    retrainedEpochs: t.retrainedEpochs,
+    skippedImages: t.skippedImages,
   };
 }
 

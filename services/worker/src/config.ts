@@ -29,6 +29,14 @@ export interface WorkerConfig {
   featureCacheMb: number;
   /** TLSWEEP_FEATURE_STORE_MB: size cap of the shared NATS Object Store bucket `tlsweep-features` when this worker creates it; 0 turns the tier off. @default 8192 */
   featureStoreMb: number;
+  /**
+   * TLSWEEP_DRAIN_GRACE_MS: after SIGTERM the worker stops pulling and hands the trial in hand back
+   * at its next epoch boundary; past this long it hands it back at once (its last epoch checkpoint
+   * is kept) and exits. Keep it under the pod's terminationGracePeriodSeconds. @default 30000
+   */
+  drainGraceMs: number;
+  /** TLSWEEP_CHECKPOINTS: `off` stops saving and resuming epoch checkpoints (Object Store bucket `tlsweep-checkpoints`). @default on */
+  checkpoints: boolean;
   /** TLSWEEP_METRICS_ADDRESS: host:port for Prometheus GET /metrics (port 0 = any free port); empty = no endpoint. @default '' */
   metricsAddress: string;
   /** TLSWEEP_LOG_LEVEL: debug | info | warn | error; lower levels are not written. @default 'info' */
@@ -56,6 +64,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     nakDelayMs: intEnv(env, 'TLSWEEP_NAK_DELAY_MS', 5_000, 0),
     maxTrials: intEnv(env, 'TLSWEEP_MAX_TRIALS', 0, 0),
     metricsAddress: env.TLSWEEP_METRICS_ADDRESS ?? '',
+    drainGraceMs: intEnv(env, 'TLSWEEP_DRAIN_GRACE_MS', 30_000, 0),
+    checkpoints: env.TLSWEEP_CHECKPOINTS !== 'off',
     featureMemoMb: intEnv(env, 'TLSWEEP_FEATURE_MEMO_MB', 512, 0),
     featureCacheDir: env.TLSWEEP_FEATURE_CACHE_DIR || join(homedir(), '.cache', 'tlsweep', 'features'),
     featureCacheMb: intEnv(env, 'TLSWEEP_FEATURE_CACHE_MB', 4096, 0),

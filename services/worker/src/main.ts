@@ -7,6 +7,7 @@ import { FeatureMemo } from './engine/feature-memo.js';
 import { DiskFeatureStore } from './engine/feature-cache/disk-cache.js';
 import type { FeatureStore } from './engine/feature-cache/feature-store.js';
 import { ObjectFeatureStore } from './runner/object-feature-store.js';
+import { ObjectCheckpointStore } from './runner/object-checkpoint-store.js';
 import { serveMetrics, WorkerMetrics } from './metrics/worker-metrics.js';
 import { Reporter } from './runner/reporter.js';
 import { TrialConsumer } from './runner/trial-consumer.js';
@@ -30,18 +31,37 @@ try {
       log.warn('worker.feature_store_unavailable', { error: (err as Error).message });
     }
   }
+  let checkpoints: ObjectCheckpointStore | undefined;
+  if (cfg.checkpoints) {
+    // Without it a redelivered trial starts over: worse, not wrong.
+    try {
+      checkpoints = await ObjectCheckpointStore.open(nc, { onWarning });
+    } catch (err) {
+      log.warn('worker.checkpoints_unavailable', { error: (err as Error).message });
+    }
+  }
   const metrics = new WorkerMetrics({ workerId: cfg.workerId, backend: backend.name, featureMemo });
   const metricsServer = cfg.metricsAddress ? await serveMetrics(metrics.registry, cfg.metricsAddress) : null;
   const reporter = new Reporter({ address: cfg.coordinator, retryMs: cfg.reportRetryMs, token: cfg.token, tls: cfg.tls });
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
-    featureMemo, featureStores, metrics,
+    featureMemo, featureStores, metrics, checkpoints,
   });
   log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null, featureStores: featureStores.map((s) => s.name) });
+  let draining = false;
   const shutdown = (signal: string) => {
-    log.info('worker.draining', { signal });
+    if (draining) return;
+    draining = true;
+    log.info('worker.draining', { signal, graceMs: cfg.drainGraceMs });
     void consumer.drain();
+    setTimeout(() => {
+      void consumer.abandon(`drain grace period (${cfg.drainGraceMs} ms) over`).finally(async () => {
+        log.info('worker.exit', { reason: 'drain grace period over' });
+        await nc.flush().catch(() => {});
+        process.exit(0);
+      });
+    }, cfg.drainGraceMs).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

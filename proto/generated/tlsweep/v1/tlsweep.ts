@@ -66,6 +66,8 @@ export interface TrialCounts {
   failed: number;
   stopped: number;
   cancelled: number;
+  /** Trials whose loss became NaN or exploded (terminal, not retried). */
+  diverged: number;
 }
 
 export interface Sweep {
@@ -132,7 +134,10 @@ export interface Trial {
   learningRate: number;
   dropout: number;
   dataset: string;
-  /** pending | queued | running | completed | failed | stopped | cancelled */
+  /**
+   * pending | queued | running | completed | failed | stopped | cancelled | diverged
+   * (diverged: the training loss became NaN or exploded; terminal, never retried)
+   */
   status: string;
   valAccuracy: number;
   testAccuracy: number;
@@ -172,7 +177,17 @@ export interface Trial {
     | TrialTestMetrics
     | undefined;
   /** Wall seconds per phase; absent until the trial finished. */
-  phaseSeconds?: PhaseSeconds | undefined;
+  phaseSeconds?:
+    | PhaseSeconds
+    | undefined;
+  /**
+   * Checkpoints (fields 120-129): epochs later attempts took from epoch checkpoints instead of
+   * training again, and epochs an earlier attempt had done that had to be trained again.
+   */
+  resumedEpochs: number;
+  retrainedEpochs: number;
+  /** Corrupt or truncated images the worker skipped while loading the dataset. */
+  skippedImages: number;
 }
 
 /** One class's scores on the test split (sklearn classification_report; zero_division = 0). */
@@ -253,6 +268,8 @@ export interface TrialStartedRequest {
   backend: string;
   pretrained: boolean;
   weightsSource: string;
+  /** Epochs this attempt takes from the trial's checkpoint (it trains from the next one); 0 = from scratch. */
+  resumedEpochs: number;
 }
 
 export interface Decision {
@@ -301,6 +318,8 @@ export interface TrialFinishedRequest {
     | undefined;
   /** The lease token TrialStarted returned for this attempt. */
   leaseToken: string;
+  /** Corrupt or truncated images skipped while loading the dataset. */
+  skippedImages: number;
 }
 
 export interface TrialFailedRequest {
@@ -312,6 +331,8 @@ export interface TrialFailedRequest {
   retrying: boolean;
   /** The lease token TrialStarted returned for this attempt. */
   leaseToken: string;
+  /** The loss became NaN or exploded: the trial ends as `diverged` (never retried). */
+  diverged: boolean;
 }
 
 export interface Ack {
@@ -869,7 +890,17 @@ export const WatchSweepRequest: MessageFns<WatchSweepRequest> = {
 };
 
 function createBaseTrialCounts(): TrialCounts {
-  return { total: 0, pending: 0, queued: 0, running: 0, completed: 0, failed: 0, stopped: 0, cancelled: 0 };
+  return {
+    total: 0,
+    pending: 0,
+    queued: 0,
+    running: 0,
+    completed: 0,
+    failed: 0,
+    stopped: 0,
+    cancelled: 0,
+    diverged: 0,
+  };
 }
 
 export const TrialCounts: MessageFns<TrialCounts> = {
@@ -897,6 +928,9 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     }
     if (message.cancelled !== 0) {
       writer.uint32(64).uint32(message.cancelled);
+    }
+    if (message.diverged !== 0) {
+      writer.uint32(960).uint32(message.diverged);
     }
     return writer;
   },
@@ -978,6 +1012,14 @@ export const TrialCounts: MessageFns<TrialCounts> = {
             message.cancelled = reader.uint32();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.diverged = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1000,6 +1042,7 @@ export const TrialCounts: MessageFns<TrialCounts> = {
       failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
       stopped: isSet(object.stopped) ? globalThis.Number(object.stopped) : 0,
       cancelled: isSet(object.cancelled) ? globalThis.Number(object.cancelled) : 0,
+      diverged: isSet(object.diverged) ? globalThis.Number(object.diverged) : 0,
     };
   },
 
@@ -1029,6 +1072,9 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     if (message.cancelled !== 0) {
       obj.cancelled = Math.round(message.cancelled);
     }
+    if (message.diverged !== 0) {
+      obj.diverged = Math.round(message.diverged);
+    }
     return obj;
   },
 
@@ -1045,6 +1091,7 @@ export const TrialCounts: MessageFns<TrialCounts> = {
     message.failed = object.failed ?? 0;
     message.stopped = object.stopped ?? 0;
     message.cancelled = object.cancelled ?? 0;
+    message.diverged = object.diverged ?? 0;
     return message;
   },
 };
@@ -1842,6 +1889,9 @@ function createBaseTrial(): Trial {
     stoppedAtEpoch: 0,
     testMetrics: undefined,
     phaseSeconds: undefined,
+    resumedEpochs: 0,
+    retrainedEpochs: 0,
+    skippedImages: 0,
   };
 }
 
@@ -1945,6 +1995,15 @@ export const Trial: MessageFns<Trial> = {
     }
     if (message.phaseSeconds !== undefined) {
       PhaseSeconds.encode(message.phaseSeconds, writer.uint32(410).fork()).join();
+    }
+    if (message.resumedEpochs !== 0) {
+      writer.uint32(960).uint32(message.resumedEpochs);
+    }
+    if (message.retrainedEpochs !== 0) {
+      writer.uint32(968).uint32(message.retrainedEpochs);
+    }
+    if (message.skippedImages !== 0) {
+      writer.uint32(976).uint32(message.skippedImages);
     }
     return writer;
   },
@@ -2226,6 +2285,30 @@ export const Trial: MessageFns<Trial> = {
             message.phaseSeconds = PhaseSeconds.decode(reader, reader.uint32());
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.resumedEpochs = reader.uint32();
+            continue;
+          }
+          case 121: {
+            if (tag !== 968) {
+              break;
+            }
+
+            message.retrainedEpochs = reader.uint32();
+            continue;
+          }
+          case 122: {
+            if (tag !== 976) {
+              break;
+            }
+
+            message.skippedImages = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2351,6 +2434,21 @@ export const Trial: MessageFns<Trial> = {
         : isSet(object.phase_seconds)
         ? PhaseSeconds.fromJSON(object.phase_seconds)
         : undefined,
+      resumedEpochs: isSet(object.resumedEpochs)
+        ? globalThis.Number(object.resumedEpochs)
+        : isSet(object.resumed_epochs)
+        ? globalThis.Number(object.resumed_epochs)
+        : 0,
+      retrainedEpochs: isSet(object.retrainedEpochs)
+        ? globalThis.Number(object.retrainedEpochs)
+        : isSet(object.retrained_epochs)
+        ? globalThis.Number(object.retrained_epochs)
+        : 0,
+      skippedImages: isSet(object.skippedImages)
+        ? globalThis.Number(object.skippedImages)
+        : isSet(object.skipped_images)
+        ? globalThis.Number(object.skipped_images)
+        : 0,
     };
   },
 
@@ -2455,6 +2553,15 @@ export const Trial: MessageFns<Trial> = {
     if (message.phaseSeconds !== undefined) {
       obj.phaseSeconds = PhaseSeconds.toJSON(message.phaseSeconds);
     }
+    if (message.resumedEpochs !== 0) {
+      obj.resumedEpochs = Math.round(message.resumedEpochs);
+    }
+    if (message.retrainedEpochs !== 0) {
+      obj.retrainedEpochs = Math.round(message.retrainedEpochs);
+    }
+    if (message.skippedImages !== 0) {
+      obj.skippedImages = Math.round(message.skippedImages);
+    }
     return obj;
   },
 
@@ -2500,6 +2607,9 @@ export const Trial: MessageFns<Trial> = {
     message.phaseSeconds = (object.phaseSeconds !== undefined && object.phaseSeconds !== null)
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
+    message.resumedEpochs = object.resumedEpochs ?? 0;
+    message.retrainedEpochs = object.retrainedEpochs ?? 0;
+    message.skippedImages = object.skippedImages ?? 0;
     return message;
   },
 };
@@ -3522,7 +3632,7 @@ export const LeaderboardResponse: MessageFns<LeaderboardResponse> = {
 };
 
 function createBaseTrialStartedRequest(): TrialStartedRequest {
-  return { trialId: "", attempt: 0, worker: "", backend: "", pretrained: false, weightsSource: "" };
+  return { trialId: "", attempt: 0, worker: "", backend: "", pretrained: false, weightsSource: "", resumedEpochs: 0 };
 }
 
 export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
@@ -3544,6 +3654,9 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     }
     if (message.weightsSource !== "") {
       writer.uint32(50).string(message.weightsSource);
+    }
+    if (message.resumedEpochs !== 0) {
+      writer.uint32(960).uint32(message.resumedEpochs);
     }
     return writer;
   },
@@ -3609,6 +3722,14 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
             message.weightsSource = reader.string();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.resumedEpochs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3637,6 +3758,11 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
         : isSet(object.weights_source)
         ? globalThis.String(object.weights_source)
         : "",
+      resumedEpochs: isSet(object.resumedEpochs)
+        ? globalThis.Number(object.resumedEpochs)
+        : isSet(object.resumed_epochs)
+        ? globalThis.Number(object.resumed_epochs)
+        : 0,
     };
   },
 
@@ -3660,6 +3786,9 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     if (message.weightsSource !== "") {
       obj.weightsSource = message.weightsSource;
     }
+    if (message.resumedEpochs !== 0) {
+      obj.resumedEpochs = Math.round(message.resumedEpochs);
+    }
     return obj;
   },
 
@@ -3674,6 +3803,7 @@ export const TrialStartedRequest: MessageFns<TrialStartedRequest> = {
     message.backend = object.backend ?? "";
     message.pretrained = object.pretrained ?? false;
     message.weightsSource = object.weightsSource ?? "";
+    message.resumedEpochs = object.resumedEpochs ?? 0;
     return message;
   },
 };
@@ -3933,6 +4063,7 @@ function createBaseTrialFinishedRequest(): TrialFinishedRequest {
     testMetrics: undefined,
     phaseSeconds: undefined,
     leaseToken: "",
+    skippedImages: 0,
   };
 }
 
@@ -4000,6 +4131,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     }
     if (message.leaseToken !== "") {
       writer.uint32(722).string(message.leaseToken);
+    }
+    if (message.skippedImages !== 0) {
+      writer.uint32(960).uint32(message.skippedImages);
     }
     return writer;
   },
@@ -4185,6 +4319,14 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
             message.leaseToken = reader.string();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.skippedImages = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4280,6 +4422,11 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
         : isSet(object.lease_token)
         ? globalThis.String(object.lease_token)
         : "",
+      skippedImages: isSet(object.skippedImages)
+        ? globalThis.Number(object.skippedImages)
+        : isSet(object.skipped_images)
+        ? globalThis.Number(object.skipped_images)
+        : 0,
     };
   },
 
@@ -4348,6 +4495,9 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
     if (message.leaseToken !== "") {
       obj.leaseToken = message.leaseToken;
     }
+    if (message.skippedImages !== 0) {
+      obj.skippedImages = Math.round(message.skippedImages);
+    }
     return obj;
   },
 
@@ -4381,12 +4531,13 @@ export const TrialFinishedRequest: MessageFns<TrialFinishedRequest> = {
       ? PhaseSeconds.fromPartial(object.phaseSeconds)
       : undefined;
     message.leaseToken = object.leaseToken ?? "";
+    message.skippedImages = object.skippedImages ?? 0;
     return message;
   },
 };
 
 function createBaseTrialFailedRequest(): TrialFailedRequest {
-  return { trialId: "", attempt: 0, error: "", code: "", retrying: false, leaseToken: "" };
+  return { trialId: "", attempt: 0, error: "", code: "", retrying: false, leaseToken: "", diverged: false };
 }
 
 export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
@@ -4408,6 +4559,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     }
     if (message.leaseToken !== "") {
       writer.uint32(722).string(message.leaseToken);
+    }
+    if (message.diverged !== false) {
+      writer.uint32(960).bool(message.diverged);
     }
     return writer;
   },
@@ -4473,6 +4627,14 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
             message.leaseToken = reader.string();
             continue;
           }
+          case 120: {
+            if (tag !== 960) {
+              break;
+            }
+
+            message.diverged = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4501,6 +4663,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
         : isSet(object.lease_token)
         ? globalThis.String(object.lease_token)
         : "",
+      diverged: isSet(object.diverged) ? globalThis.Boolean(object.diverged) : false,
     };
   },
 
@@ -4524,6 +4687,9 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     if (message.leaseToken !== "") {
       obj.leaseToken = message.leaseToken;
     }
+    if (message.diverged !== false) {
+      obj.diverged = message.diverged;
+    }
     return obj;
   },
 
@@ -4538,6 +4704,7 @@ export const TrialFailedRequest: MessageFns<TrialFailedRequest> = {
     message.code = object.code ?? "";
     message.retrying = object.retrying ?? false;
     message.leaseToken = object.leaseToken ?? "";
+    message.diverged = object.diverged ?? false;
     return message;
   },
 };

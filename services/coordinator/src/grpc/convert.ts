@@ -42,6 +42,9 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
     testMetrics: t.testMetrics ? testMetricsToPb(t.testMetrics) : undefined,
     phaseSeconds: t.phaseSeconds ?? undefined,
+    resumedEpochs: t.resumedEpochs ?? 0,
+    retrainedEpochs: t.retrainedEpochs ?? 0,
+    skippedImages: t.skippedImages ?? 0,
   };
 }
 

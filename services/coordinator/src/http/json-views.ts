@@ -41,6 +41,11 @@ export interface TrialRowView {
   error: string;
   /** Epoch at which the sweep's scheduler stopped the trial; 0 when it did not. */
   stoppedAtEpoch: number;
+  /** Epochs taken from checkpoints by later attempts / trained again. */
+  resumedEpochs: number;
+  retrainedEpochs: number;
+  /** Corrupt or truncated images skipped while loading the dataset. */
+  skippedImages: number;
 }
 
 export interface TrialView extends TrialRowView {
@@ -96,11 +101,14 @@ export function trialRowView(t: TrialRecord): TrialRowView {
     worker: t.worker,
     error: t.error,
     stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
+    resumedEpochs: t.resumedEpochs ?? 0,
+    retrainedEpochs: t.retrainedEpochs ?? 0,
+    skippedImages: t.skippedImages ?? 0,
   };
 }
 
 const ROW_KEYS = new Set<string>(['config', 'status', 'attempt', 'worker', 'backend', 'pretrained', 'weightsSource', 'history', 'valAccuracy',
-  'valLoss', 'testAccuracy', 'testLoss', 'epochs', 'seconds', 'totalParams', 'trainableParams', 'cutLayer', 'error', 'queueSeq', 'createdAtMs', 'updatedAtMs']);
+  'valLoss', 'testAccuracy', 'testLoss', 'epochs', 'seconds', 'totalParams', 'trainableParams', 'cutLayer', 'error', 'queueSeq', 'createdAtMs', 'updatedAtMs', 'resumedEpochs', 'retrainedEpochs', 'skippedImages']);
 
 export function trialView(t: TrialRecord): TrialView {
   const extra: Record<string, unknown> = {};

@@ -60,13 +60,27 @@ export class TrialQueue {
     return new TrialQueue(jetstream(nc), jsm, maxDeliver);
   }
 
-  /** Publishes a trial or work unit; its id is the message id, so a republish inside the window is dropped. Returns the stream sequence. */
-  async publish(task: TrialTask): Promise<number> {
+  /**
+   * Publishes a trial or work unit; its id is the message id, so a republish inside the window is dropped.
+   * `msgId` overrides it (a requeued unit needs a new one). Returns the stream sequence.
+   */
+  async publish(task: TrialTask, msgId?: string): Promise<number> {
     const [first] = configsOf(task);
     if (!first) throw new Error('a work unit needs at least one trial');
-    const msgID = task.v === 1 ? task.config.trialId : task.unitId;
+    const msgID = msgId ?? (task.v === 1 ? task.config.trialId : task.unitId);
     const ack = await this.js.publish(trialSubject(first.sweepId), JSON.stringify(task), { msgID });
     return ack.seq;
+  }
+
+  /** Whether the stream still holds the message at `seq` (waiting or in a worker's hands). */
+  async has(seq: number): Promise<boolean> {
+    try {
+      // nats.js 3 answers null for a missing message (older versions threw "no message found").
+      return (await this.jsm.streams.getMessage(TRIAL_STREAM, { seq })) !== null;
+    } catch (err) {
+      if (/no message found|not found/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   /** Removes a queued trial (cancel). False when it was already taken or gone. */

@@ -107,6 +107,8 @@ export interface SweepSpecInput {
   tpe?: Partial<TpeSpec>;
   /** At most this many trials of the sweep queued or running at once. @default 4 */
   maxParallel?: number;
+  /** Fail the sweep (cancelling the rest) once more than this many trials failed or diverged. @default none (never) */
+  maxFailedTrials?: number;
   /** Stratified split fractions. @default { valFraction: 0.15, testFraction: 0.15 } */
   split?: { valFraction?: number; testFraction?: number };
   /**
@@ -174,6 +176,8 @@ export interface SweepSpec {
   search: SearchKind;
   maxTrials: number | null;
   maxParallel: number;
+  /** null: no limit (and in sweeps stored before it existed, read as `?? null`). */
+  maxFailedTrials?: number | null;
   split: { valFraction: number; testFraction: number };
   /** Absent in sweeps stored before weights existed. */
   weights?: Record<string, string>;

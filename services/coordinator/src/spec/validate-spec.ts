@@ -15,7 +15,7 @@ import { NOOP_BACKBONE } from '../../../worker/src/runner/noop-runner.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
-  'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'split',
+  'fineTuneLrFactor', 'batchSize', 'headUnits', 'imageSize', 'seed', 'search', 'maxTrials', 'maxParallel', 'maxFailedTrials', 'split',
   'weights', 'keepModels',
   ...RECIPE_FIELDS,
   'augmentation',
@@ -126,6 +126,9 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
   const tpe = validateTpe(o.tpe, o.search, v);
   const maxParallel = opt(o, 'maxParallel', SPEC_DEFAULTS.maxParallel, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxParallel, `an integer in 1..${SPEC_LIMITS.maxParallel}`));
 
+  const maxFailedTrials = o.maxFailedTrials === undefined || o.maxFailedTrials === null ? null
+    : int(o.maxFailedTrials, 'maxFailedTrials', v, 0, SPEC_LIMITS.maxTrialsPerSweep, `an integer in 0..${SPEC_LIMITS.maxTrialsPerSweep} (failed or diverged trials tolerated before the sweep fails)`) ?? null;
+
   let split: { valFraction: number; testFraction: number } = { valFraction: SPEC_DEFAULTS.valFraction, testFraction: SPEC_DEFAULTS.testFraction };
   if (o.split !== undefined) {
     if (o.split === null || typeof o.split !== 'object' || Array.isArray(o.split)) {
@@ -184,6 +187,7 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
     search: search!,
     maxTrials,
     maxParallel: maxParallel!,
+    maxFailedTrials,
     split,
     weights,
     keepModels: keepModels!,

@@ -30,6 +30,10 @@ export interface TrialView {
   epochs: number;
   seconds: number;
   phaseSeconds: { features: number; head: number; finetune: number; evaluate: number } | null;
+  /** Epochs later attempts took from epoch checkpoints / trained again; images skipped as corrupt. */
+  resumedEpochs: number;
+  retrainedEpochs: number;
+  skippedImages: number;
   history: Array<{
     phase: string; epoch: number; loss: number | null; accuracy: number | null; valLoss: number | null; valAccuracy: number | null; seconds: number;
     /** After the recipe's schedule; null from workers that did not report it. */
@@ -75,6 +79,9 @@ export function toTrialView(t: Trial): TrialView {
     epochs: t.epochs,
     seconds: t.seconds,
     phaseSeconds: t.phaseSeconds ? { ...t.phaseSeconds } : null,
+    resumedEpochs: t.resumedEpochs,
+    retrainedEpochs: t.retrainedEpochs,
+    skippedImages: t.skippedImages,
     history: t.history.map((e) => ({ phase: e.phase, epoch: e.epoch, loss: nn(e.loss), accuracy: nn(e.accuracy), valLoss: nn(e.valLoss), valAccuracy: nn(e.valAccuracy), seconds: e.seconds,
       learningRate: nn(e.learningRate), trainableLayers: e.trainableLayers,
     })),
@@ -105,6 +112,8 @@ export function formatTrial(v: TrialView): string {
   out.push(`params ${v.totalParams.toLocaleString('en-US')} total, ${v.trainableParams.toLocaleString('en-US')} trainable`);
   if (v.unfreezeLayers > 0) out.push(`unfreeze ${v.unfreezeLabel}: ${v.unfreezeLayers} backbone layers`);
   if (v.modelRef) out.push(`model kept: \`tlsweep export ${v.trialId} <dir>\``);
+  if (v.resumedEpochs > 0 || v.retrainedEpochs > 0) out.push(`recovery: ${v.resumedEpochs} epochs resumed from checkpoints, ${v.retrainedEpochs} retrained`);
+  if (v.skippedImages > 0) out.push(`dataset: ${v.skippedImages} corrupt or truncated images skipped`);
   out.push('', 'config:');
   for (const [key, value] of Object.entries(v.config)) {
     if (HIDDEN_CONFIG.has(key) || value === null || value === undefined) continue;

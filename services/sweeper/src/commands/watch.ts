@@ -67,7 +67,7 @@ export function watchEventJson(e: TrialEvent): WatchEventJson {
 }
 
 /** Trials that no longer run: what the bar counts as done. */
-export const finishedCount = (s: Sweep) => s.counts!.completed + s.counts!.failed + s.counts!.stopped + s.counts!.cancelled;
+export const finishedCount = (s: Sweep) => s.counts!.completed + s.counts!.failed + s.counts!.stopped + s.counts!.cancelled + (s.counts!.diverged ?? 0);
 
 function barCounts(s: Sweep): ProgressCounts {
   const c = s.counts!;
@@ -114,7 +114,7 @@ export async function watchSweep(client: TlsweepClient, sweepId: string, opts: W
           bar.log(`${style.paint(e.type === 'trial_stopped' ? 'yellow' : 'green', '✔')} ${label(t!)}: ${t!.status}${t!.stopReason ? ` (${t!.stopReason})` : ''} val ${pct(t!.valAccuracy)} test ${pct(t!.testAccuracy)} in ${t!.seconds.toFixed(1)}s`);
           break;
         case 'trial_failed':
-          bar.log(`${style.paint('red', '✖')} ${label(t!)}: ${t!.status === 'queued' ? 'will retry' : 'failed'}: ${t!.error}`);
+          bar.log(`${style.paint('red', '✖')} ${label(t!)}: ${t!.status === 'queued' ? 'will retry' : t!.status === 'diverged' ? 'diverged' : 'failed'}: ${t!.error}`);
           break;
         case 'sweep_cancelled':
           bar.log(`sweep ${sweepId} cancelled: ${e.sweep!.reason}`);

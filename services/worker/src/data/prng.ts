@@ -6,6 +6,12 @@
 /** A function returning uniformly distributed floats in [0, 1). */
 export type Rng = () => number;
 
+/** An Rng whose position can be read and restored (checkpoints resume a shuffle stream exactly). */
+export interface SeededRng extends Rng {
+  /** The generator's 32-bit state after the draws so far; `mulberry32FromState(state)` continues from here. */
+  readonly state: number;
+}
+
 /**
  * mulberry32: a 32-bit-state PRNG (Tommy Ettinger). Same seed → same stream
  * on every platform.
@@ -14,14 +20,20 @@ export type Rng = () => number;
  *   zero) are used, so `1` and `1.9` give the same stream.
  * @returns a generator of floats in [0, 1).
  */
-export function mulberry32(seed: number): Rng {
-  let a = (Math.trunc(seed) | 0) >>> 0;
-  return () => {
+export function mulberry32(seed: number): SeededRng {
+  return mulberry32FromState((Math.trunc(seed) | 0) >>> 0);
+}
+
+/** A mulberry32 generator continuing from a state read from another one's `state`. */
+export function mulberry32FromState(state: number): SeededRng {
+  let a = state | 0;
+  const next = () => {
     a = (a + 0x6d2b79f5) | 0;
     let t = Math.imul(a ^ (a >>> 15), 1 | a);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  return Object.defineProperty(next, 'state', { get: () => a >>> 0, enumerable: true }) as SeededRng;
 }
 
 /**

@@ -12,6 +12,18 @@ export interface EarlyStopReport {
   restored: boolean;
 }
 
+/** EarlyStopping's progress in a phase, as a checkpoint keeps it. */
+export interface EarlyStoppingState {
+  best: number;
+  bestEpoch: number;
+  lastEpoch: number;
+  wait: number;
+  seen: number;
+  stoppedEpoch: number;
+  /** The best epoch's weights by LayerVariable originalName; null without restoreBestWeights (or before a finite val_loss). */
+  bestWeights: Array<[string, tf.Tensor]> | null;
+}
+
 /**
  * Keras `EarlyStopping(monitor='val_loss', mode='min')` for one phase of one
  * model, written here because tfjs' callback cannot restore weights. An epoch
@@ -38,6 +50,27 @@ export class EarlyStopping {
     private readonly model: tf.LayersModel,
     private readonly opts: EarlyStoppingOptions,
   ) {}
+
+  /** Everything needed to continue this phase elsewhere (checkpoints); `bestWeights` by LayerVariable originalName, still owned here. */
+  state(): EarlyStoppingState {
+    return {
+      best: this.best, bestEpoch: this.bestEpoch, lastEpoch: this.lastEpoch, wait: this.wait, seen: this.seen, stoppedEpoch: this.stoppedEpoch,
+      bestWeights: this.bestWeights ? this.bestWeights.map(([v, t]) => [v.originalName, t]) : null,
+    };
+  }
+
+  /** Continues from a {@link state} taken by another instance on the same model (weights matched by originalName, copied). */
+  restore(s: EarlyStoppingState): void {
+    Object.assign(this, { best: s.best, bestEpoch: s.bestEpoch, lastEpoch: s.lastEpoch, wait: s.wait, seen: s.seen, stoppedEpoch: s.stoppedEpoch });
+    this.dispose();
+    if (!s.bestWeights) return;
+    const saved = new Map(s.bestWeights);
+    this.bestWeights = this.model.weights.map((w) => {
+      const t = saved.get(w.originalName);
+      if (!t) throw new Error(`early-stopping state lacks the best weights of '${w.originalName}'`);
+      return [w, tf.keep(t.clone())];
+    });
+  }
 
   /** After each epoch of the phase; true means stop the phase now. */
   onEpochEnd(epoch: number, valLoss: number): boolean {

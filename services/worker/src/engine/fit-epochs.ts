@@ -41,6 +41,8 @@ export interface FitEpochsOptions {
   validation: [tf.Tensor, tf.Tensor];
   /** Loss weight per class index (tfjs `fit({ classWeight })`). @default none (all 1) */
   classWeight?: Record<number, number>;
+  /** Epochs already run (a resumed phase): training starts at the next one and `random` must continue from there. @default 0 */
+  startEpoch?: number;
   /** Called before each epoch (1-based), e.g. to set the learning rate or re-compile. @default none */
   beforeEpoch?(epoch: number): void | Promise<void>;
   /** Called after each epoch; returning 'STOP' ends training. */
@@ -69,13 +71,13 @@ export async function fitEpochs(
   opts: FitEpochsOptions,
 ): Promise<{ epochs: number; stopped: boolean }> {
   let stopped = false;
-  let epochs = 0;
+  let epochs = opts.startEpoch ?? 0;
   // Read once: permuting rows in JS is a memcpy per row, while tf.gather on
   // wasm moved only ~40 MB/s (100 ms an epoch for 700 pooled MobileNetV2 features).
   const yData = await y.data();
   const xAt = typeof x === 'function' ? x : () => x;
   const xData = new Map<tf.Tensor, tf.TypedArray | string[]>();
-  for (let epoch = 0; epoch < opts.epochs && !stopped; epoch++) {
+  for (let epoch = epochs; epoch < opts.epochs && !stopped; epoch++) {
     await opts.beforeEpoch?.(epoch + 1);
     const started = performance.now();
     const xe = xAt(epoch);

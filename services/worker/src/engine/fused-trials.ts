@@ -179,6 +179,8 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
         cutLayer: tuned ? cutLayer : first.model.layers[layerCount - 1].name, unfreezeLayers: depth.layers,
         earlyStops: m.earlyStops, history: m.history, testMetrics, phaseSeconds: { features: 0, head: 0, finetune: 0, evaluate: 0 },
         model: opts.exportModel ? await exportFullModel(m.backbone, m.head, data.classNames) : undefined,
+        // Fused groups do not checkpoint: nothing is resumed.
+        resumedEpochs: 0,
       });
     }
     // The trials shared every second of the run: each reports the whole of it.

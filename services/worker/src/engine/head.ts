@@ -54,13 +54,27 @@ export function validateHeadOptions(opts: HeadOptions): void {
 function seedDropoutPerCall(layer: tf.layers.Layer, seed: number): void {
   const target = layer as unknown as { seed?: number; call: (inputs: unknown, kwargs: unknown) => unknown };
   const original = target.call.bind(layer);
-  let calls = 0;
+  dropoutCalls.set(layer, 0);
   target.call = (inputs, kwargs) => {
-    calls += 1;
+    const calls = (dropoutCalls.get(layer) ?? 0) + 1;
+    dropoutCalls.set(layer, calls);
     // Seeds must be non-zero: tfjs treats 0 as "unseeded".
     target.seed = seed * 1_000_003 + calls;
     return original(inputs, kwargs);
   };
+}
+
+/** Calls made so far to each head's dropout layer: the position of its mask stream. */
+const dropoutCalls = new WeakMap<tf.layers.Layer, number>();
+
+/** The position of a head's dropout mask stream (a checkpoint stores it to resume the same masks). */
+export function dropoutCallCount(head: Head): number {
+  return dropoutCalls.get(head.dropout) ?? 0;
+}
+
+/** Puts a head's dropout mask stream back at a position read by {@link dropoutCallCount}. */
+export function setDropoutCallCount(head: Head, calls: number): void {
+  dropoutCalls.set(head.dropout, calls);
 }
 
 /** Builds a head with seeded initializers; its layers are built on first use. */

@@ -51,3 +51,6 @@ export type { WeightsAccess, WeightsArtifacts } from './weights/read-weights.js'
 export { WeightsCache } from './weights/weights-cache.js';
 export { WeightsError } from './weights/weights-error.js';
 export { WEIGHTS_BUCKET, MODELS_BUCKET } from './weights/object-layout.js';
+export { MemoryCheckpointer } from './checkpoint/trial-checkpoint.js';
+export type { Checkpointer, TrialCheckpoint, TrialCheckpointing, NamedTensorData, TensorData, SavedPhaseProgress } from './checkpoint/trial-checkpoint.js';
+export { encodeCheckpoint, decodeCheckpoint, CheckpointFormatError } from './checkpoint/checkpoint-codec.js';

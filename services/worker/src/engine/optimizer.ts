@@ -58,6 +58,7 @@ export function learningRateOf(optimizer: tf.Optimizer): number {
  */
 export function keepSlotsPerVariable(optimizer: tf.Optimizer): tf.Optimizer {
   const order: string[] = [];
+  slotOrders.set(optimizer, order);
   const original = optimizer.applyGradients.bind(optimizer);
   optimizer.applyGradients = (grads: tf.NamedTensorMap | Array<{ name: string; tensor: tf.Tensor }>) => {
     const map: tf.NamedTensorMap = Array.isArray(grads) ? Object.fromEntries(grads.map((g) => [g.name, g.tensor])) : grads;
@@ -70,4 +71,22 @@ export function keepSlotsPerVariable(optimizer: tf.Optimizer): tf.Optimizer {
     original(sorted);
   };
   return optimizer;
+}
+
+const slotOrders = new WeakMap<tf.Optimizer, string[]>();
+
+/**
+ * The variable names in slot order of an optimizer wrapped by
+ * keepSlotsPerVariable (null for a plain one, whose order is the gradient
+ * map's). A checkpoint stores it with the slots.
+ */
+export function slotOrderOf(optimizer: tf.Optimizer): readonly string[] | null {
+  return slotOrders.get(optimizer) ?? null;
+}
+
+/** Restores the slot order of a wrapped optimizer (before its first step), e.g. from a checkpoint. */
+export function setSlotOrder(optimizer: tf.Optimizer, names: readonly string[]): void {
+  const order = slotOrders.get(optimizer);
+  if (!order) throw new Error('setSlotOrder needs an optimizer wrapped by keepSlotsPerVariable');
+  order.splice(0, order.length, ...names);
 }

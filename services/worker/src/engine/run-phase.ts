@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { EarlyStopping, type EarlyStopReport } from './early-stopping.js';
+import { EarlyStopping, type EarlyStoppingState, type EarlyStopReport } from './early-stopping.js';
 import { fitEpochs, type EpochMetrics } from './fit-epochs.js';
 import { learningRateAt } from './lr-schedule.js';
 import { setLearningRate } from './optimizer.js';
@@ -39,6 +39,20 @@ export interface PhaseOptions {
   beforeEpoch(epoch: number): number;
   /** After each epoch: the trial's scheduler; 'STOP' ends the whole trial. */
   report(m: PhaseEpoch): Promise<'CONTINUE' | 'STOP'>;
+  /** Continue a phase a checkpoint interrupted (weights, optimizer and `random` are restored by the caller). @default start afresh */
+  resume?: PhaseProgress | null;
+  /** After each epoch's report and early-stopping step, before the next epoch: where to take a checkpoint. @default none */
+  afterEpoch?(p: PhaseProgress): Promise<void>;
+}
+
+/** How far a phase got: what a checkpoint needs to continue it. */
+export interface PhaseProgress {
+  /** Epochs of this phase run so far. */
+  epochsDone: number;
+  /** Early stopping ended the phase after the last of them. */
+  ended: boolean;
+  /** Early stopping's state (best loss, patience count, best weights), or null when off. */
+  earlyStopping: EarlyStoppingState | null;
 }
 
 export interface PhaseResult {
@@ -55,12 +69,15 @@ export interface PhaseResult {
  */
 export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
   const early = o.earlyStopping ? new EarlyStopping(o.phase, o.model, o.earlyStopping) : null;
+  if (early && o.resume?.earlyStopping) early.restore(o.resume.earlyStopping);
   let stopped = false;
   let learningRate = o.baseLearningRate;
   let trainableLayers = 0;
   try {
     const fit = await fitEpochs(o.model, o.x, o.y, {
       epochs: o.epochs,
+      // A phase that early stopping ended runs nothing more: only its finish (the weight restore) is left.
+      startEpoch: o.resume ? (o.resume.ended ? o.epochs : o.resume.epochsDone) : 0,
       batchSize: o.batchSize,
       random: o.random,
       validation: o.validation,
@@ -74,6 +91,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
         const decision = await o.report({ ...m, learningRate, trainableLayers });
         if (decision === 'STOP') stopped = true;
         const earlyStop = early?.onEpochEnd(o.firstEpoch + epoch - 1, m.valLoss) ?? false;
+        await o.afterEpoch?.({ epochsDone: epoch, ended: earlyStop, earlyStopping: early?.state() ?? null });
         return stopped || earlyStop ? 'STOP' : 'CONTINUE';
       },
     });

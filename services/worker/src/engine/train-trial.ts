@@ -6,11 +6,13 @@ import { classWeightsFor } from './class-weights.js';
 import { cutForUnfreeze } from './clean-cuts.js';
 import type { EarlyStopReport } from './early-stopping.js';
 import { EngineConfigError } from './errors.js';
-import { mulberry32 } from '../data/prng.js';
+import { mulberry32, mulberry32FromState } from '../data/prng.js';
+import { checkpointFingerprint, CheckpointSession, restorePhase, resumeProgress } from './checkpoint/checkpoint-session.js';
+import type { TrialCheckpointing } from './checkpoint/trial-checkpoint.js';
 import { createHead, type Head } from './head.js';
 import { createOptimizer, keepSlotsPerVariable } from './optimizer.js';
 import { parseRecipe, type Recipe, type RecipeViolation, type UnfreezeSpec } from './recipe-options.js';
-import { runPhase, type PhaseEpoch } from './run-phase.js';
+import { runPhase, type PhaseEpoch, type PhaseProgress } from './run-phase.js';
 import { trainingTargets, type TrainingTargets } from './training-targets.js';
 import { resolveUnfreeze, stageAt, unfreezeStages } from './unfreeze.js';
 import { releaseLayers } from './tail-model.js';
@@ -96,6 +98,8 @@ export interface TrainOptions {
   weightsAccess?: WeightsAccess;
   /** Serialise the trained full model (backbone + head) into `TrialOutcome.model` (export-model.ts). @default false */
   exportModel?: boolean;
+  /** Save a checkpoint after every epoch and resume from the last one (checkpoint/trial-checkpoint.ts). @default none */
+  checkpoint?: TrialCheckpointing;
 }
 
 export interface TrialOutcome {
@@ -128,6 +132,8 @@ export interface TrialOutcome {
   testMetrics: ClassificationMetrics;
   /** Wall seconds per phase. */
   phaseSeconds: PhaseSeconds;
+  /** Epochs taken from a checkpoint instead of trained in this run (0 when it started afresh). */
+  resumedEpochs: number;
 }
 
 function requireInteger(name: string, value: number, min: number): void {
@@ -257,9 +263,12 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
   const fineTune = depth.layers > 0 && hp.fineTuneEpochs > 0;
   const batchNorm = { trainBatchNorm: recipe.trainBatchNorm };
   const targets = trainingTargets(recipe.binaryHead, data.classNames.length, recipe.labelSmoothing);
-  const random = mulberry32(hp.seed);
-  const history: EpochReport[] = [];
-  const earlyStops: EarlyStopReport[] = [];
+  const session = opts.checkpoint ? new CheckpointSession(opts.checkpoint, checkpointFingerprint(hp, data)) : null;
+  const saved = session ? await session.load().catch(() => null) : null;
+  // A resumed trial continues the shuffle stream where the checkpoint left it.
+  const random = saved ? mulberry32FromState(saved.rngState) : mulberry32(hp.seed);
+  const history: EpochReport[] = saved ? [...saved.history] : [];
+  const earlyStops: EarlyStopReport[] = saved ? [...saved.earlyStops] : [];
   let stopped = false;
   try {
     setTrainableFrom(backbone, layerCount);
@@ -291,8 +300,15 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       return hooks.onEpoch(r);
     };
     const common = { batchSize: hp.batchSize, random, classWeight, schedule: recipe.lrSchedule, earlyStopping: recipe.earlyStopping };
-    const phase1 = await runPhase({
+    const checkpointing = (phase: 'head' | 'finetune', model: tf.LayersModel, optimizer: tf.Optimizer) =>
+      session ? { afterEpoch: (p: PhaseProgress) => session.save({ phase, model, optimizer, head, random, history, earlyStops }, p) } : {};
+    // A checkpoint taken in phase 2 skips phase 1 (its weights are in the checkpoint); one in phase 1 continues it.
+    const resumeHead = saved?.phase === 'head' ? resumeProgress(saved) : null;
+    if (resumeHead) await restorePhase(saved!, headModel, headOptimizer, head);
+    const phase1 = saved?.phase === 'finetune' ? { epochs: hp.headEpochs, stopped: false, earlyStop: null } : await runPhase({
       ...common,
+      ...checkpointing('head', headModel, headOptimizer),
+      resume: resumeHead?.progress,
       phase: 'head',
       model: headModel,
       optimizer: headOptimizer,
@@ -301,10 +317,10 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       validation: [pooled.val, y.val],
       epochs: hp.headEpochs,
       baseLearningRate: hp.learningRate,
-      firstEpoch: history.length + 1,
+      firstEpoch: 1,
       beforeEpoch: () => 0,
       report: (m) => report('head', m),
-    });
+    }).finally(() => resumeHead?.release());
     stopped = phase1.stopped;
     if (phase1.earlyStop) earlyStops.push(phase1.earlyStop);
 
@@ -321,17 +337,23 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       // One optimizer for the whole phase; gradual unfreezing adds variables to it, each with its own slots.
       const optimizer = keepSlotsPerVariable(newOptimizer(recipe, fineTuneLr, res));
       let stage = -1;
+      const headEpochsRun = history.filter((e) => e.phase === 'head').length;
+      const resumeTail = saved?.phase === 'finetune' ? resumeProgress(saved) : null;
+      if (resumeTail) await restorePhase(saved!, fineTuneModel, optimizer, head);
       const phase2 = await runPhase({
         ...common,
+        ...checkpointing('finetune', fineTuneModel, optimizer),
+        resume: resumeTail?.progress,
         phase: 'finetune',
         model: fineTuneModel,
         optimizer,
-        x: passInput(trainPasses.activations!, history.length),
+        // Phase 2's epochs continue the augmented passes after phase 1's (resumed or not).
+        x: passInput(trainPasses.activations!, headEpochsRun),
         y: y.train,
         validation: [tail.activations.val, y.val],
         epochs: hp.fineTuneEpochs,
         baseLearningRate: fineTuneLr,
-        firstEpoch: history.length + 1,
+        firstEpoch: headEpochsRun + 1,
         beforeEpoch: (epoch) => {
           const next = stageAt(epoch, everyEpochs, stages.length);
           if (next !== stage) {
@@ -345,7 +367,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
           return layerCount - stages[stage];
         },
         report: (m) => report('finetune', m),
-      });
+      }).finally(() => resumeTail?.release());
       stopped = phase2.stopped;
       if (phase2.earlyStop) earlyStops.push(phase2.earlyStop);
       finalModel = fineTuneModel;
@@ -379,6 +401,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       ...(model ? { model } : {}),
       testMetrics,
       phaseSeconds: timer.stop(),
+      resumedEpochs: saved?.epochsDone ?? 0,
     };
   } finally {
     res.release();

@@ -60,6 +60,7 @@ export async function runNoopTrial(config: TrialConfig, hooks: RunTrialHooks): P
     cutLayer: '',
     unfreezeLayers: 0,
     earlyStops: [],
+    resumedEpochs: 0,
     history,
     testMetrics: { count: 0, accuracy: last.valAccuracy, top5Accuracy: null, perClass: [], confusion: [] },
     phaseSeconds: { features: 0, head: 0, finetune: 0, evaluate: 0 },

@@ -26,7 +26,12 @@ export interface ReporterOptions {
   tls?: ClientTls | null;
 }
 
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]);
+// Reports are idempotent, so anything that may be the transport's fault is retried: a coordinator
+// killed mid-call surfaces as UNAVAILABLE, but also as INTERNAL ("Received RST_STREAM"), UNKNOWN or CANCELLED.
+const RETRYABLE = new Set([
+  grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED,
+  grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.CANCELLED,
+]);
 
 /** A report minus its lease token: the Reporter adds the one TrialStarted returned. */
 type Leased<T> = Omit<T, 'leaseToken'>;

@@ -9,19 +9,22 @@ import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { FeatureCacheListener } from '../engine/feature-cache/tiered-lookup.js';
 import { TrialError } from '../errors.js';
 import type { WeightsAccess } from '../engine/weights/read-weights.js';
+import type { TrialCheckpointing } from '../engine/checkpoint/trial-checkpoint.js';
 
 /** What the worker lends a trial besides its config. */
 export interface RunTrialOptions {
   /** How `objstore:` weights are read (the worker's NATS connection). @default none */
   weightsAccess?: WeightsAccess;
+  /** Epoch checkpoints of this trial (single trials only; fused groups restart their unfinished trials). @default none */
+  checkpoint?: TrialCheckpointing;
 }
 import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
   onPhase?(phase: string): void;
-  /** Once the dataset is loaded: images per split (metrics turn epoch times into images/s). */
-  onDataset?(sizes: { train: number; val: number; test: number }): void;
+  /** Once the dataset is loaded: images per split (metrics turn epoch times into images/s) and corrupt ones skipped. */
+  onDataset?(sizes: { train: number; val: number; test: number; skipped: number }): void;
 }
 
 /** This worker's frozen-prefix feature tiers: the in-process memo, then disk and Object Store (see README: Feature cache). */
@@ -33,6 +36,8 @@ export interface WorkerFeatureCache {
   /** Hears hits, computations and store failures. @default ignore */
   onEvent?: FeatureCacheListener;
 }
+
+export interface DatasetSizes { train: number; val: number; test: number; skipped: number }
 
 type FeatureCacheArg = FeatureMemo | WorkerFeatureCache | undefined;
 
@@ -84,11 +89,11 @@ async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'o
   hooks.onPhase?.('dataset');
   const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
   const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
-  hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0] });
+  hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0], skipped: data.skippedImages });
   // Everything that decides which pixels land in which split: trials with equal keys see identical data.
   const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
-    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false });
+    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false, checkpoint: opts.checkpoint });
   } finally {
     disposeDataset(data);
   }
@@ -111,8 +116,9 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
  */
 export async function runFusedTrials(configs: readonly TrialConfig[], hooks: readonly RunTrialHooks[], featureCache?: FeatureCacheArg, opts: RunTrialOptions = {}): Promise<TrialOutcome[]> {
   const hps = configs.map((c) => hyperparamsOf(c).hp);
-  const shared = { onPhase: (p: string) => hooks.forEach((h) => h.onPhase?.(p)), onDataset: (s: { train: number; val: number; test: number }) => hooks.forEach((h) => h.onDataset?.(s)) };
-  return withDataset(configs[0], shared, featureCache, opts, (data, o) =>
+  const shared = { onPhase: (p: string) => hooks.forEach((h) => h.onPhase?.(p)), onDataset: (s: DatasetSizes) => hooks.forEach((h) => h.onDataset?.(s)) };
+  // Checkpoints are per trial: a fused group does not save them.
+  return withDataset(configs[0], shared, featureCache, { ...opts, checkpoint: undefined }, (data, o) =>
     trainFusedTrials(hps, data, { onEpoch: (k, r) => hooks[k].onEpoch(r), onPhase: shared.onPhase }, o));
 }
 

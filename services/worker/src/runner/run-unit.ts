@@ -1,5 +1,7 @@
 import { fusableGroups, testMetricsToPb, type Logger, type TrialConfig } from '../../../coordinator/src/index.js';
-import type { TrialOutcome } from '../engine/train-trial.js';
+import type { EpochReport, TrialOutcome } from '../engine/train-trial.js';
+import type { Checkpointer, TrialCheckpoint, TrialCheckpointing } from '../engine/checkpoint/trial-checkpoint.js';
+import { checkDivergence } from './divergence.js';
 import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import { toTrialError, TrialError } from '../errors.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
@@ -15,6 +17,10 @@ export interface UnitContext {
   attempt: number;
   maxDeliver: number;
   isDraining(): boolean;
+  /** True once a drain's grace period handed the message back: the trials stop at their next epoch. @default never */
+  isAbandoned?(): boolean;
+  /** Epoch checkpoints: saved after every epoch of a trial that trains alone, resumed on redelivery. @default none */
+  checkpoints?: Checkpointer;
   /** This worker's feature-cache tiers. @default none */
   featureCache?: WorkerFeatureCache;
   /** Weights access for `objstore:` refs. @default none */
@@ -59,7 +65,8 @@ export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext)
     if (running.length === 0) continue;
     const trainStart = performance.now();
     try {
-      const outcomes = canFuse(running.map((r) => r.config))
+      // A trial resuming from a checkpoint trains alone (checkpoints are per trial); the rest may fuse.
+      const outcomes = !running.some((r) => r.resumeFrom) && canFuse(running.map((r) => r.config))
         ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, ctx.runOptions)
         : await sequentially(running, ctx);
       runnerMs += performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
@@ -87,7 +94,7 @@ export interface UnitTiming {
 /** Trials of a group that cannot fuse run one by one; a failure stops the rest of the group (they fail with it). */
 async function sequentially(runs: TrialRun[], ctx: UnitContext): Promise<TrialOutcome[]> {
   const outcomes: TrialOutcome[] = [];
-  for (const r of runs) outcomes.push(await runTrial(r.config, r.hooks(), ctx.featureCache, ctx.runOptions));
+  for (const r of runs) outcomes.push(await runTrial(r.config, r.hooks(), ctx.featureCache, { ...ctx.runOptions, checkpoint: r.checkpointing() }));
   return outcomes;
 }
 
@@ -96,6 +103,12 @@ class TrialRun {
   private stoppedByDrain = false;
   /** Milliseconds the runner spent in this trial's epoch hook (reporting). */
   hookMs = 0;
+  /** An earlier attempt's checkpoint: this attempt continues after its last epoch. */
+  resumeFrom: TrialCheckpoint | null = null;
+  private skippedImages = 0;
+  private firstEpoch: EpochReport | undefined;
+  /** False once the coordinator says another attempt owns the trial: then this one must not overwrite its checkpoint. */
+  private owner = true;
   private trainImages = 0;
   private readonly log: Logger;
 
@@ -108,7 +121,14 @@ class TrialRun {
     const { config: cfg, ctx } = this;
     ctx.metrics?.trialStarted();
     try {
-      const start = await ctx.reporter.trialStarted({ trialId: cfg.trialId, attempt: ctx.attempt, worker: ctx.workerId, backend: ctx.backend, pretrained: false, weightsSource: '' });
+      this.resumeFrom = await (ctx.checkpoints?.load(cfg.trialId) ?? Promise.resolve(null)).catch((err: Error) => {
+        this.log.warn('trial.checkpoint_unreadable', { error: err.message });
+        return null;
+      });
+      this.firstEpoch = this.resumeFrom?.history[0];
+      const resumedEpochs = this.resumeFrom?.epochsDone ?? 0;
+      const start = await ctx.reporter.trialStarted({ trialId: cfg.trialId, attempt: ctx.attempt, worker: ctx.workerId, backend: ctx.backend, pretrained: false, weightsSource: '', resumedEpochs });
+      if (resumedEpochs > 0) this.log.info('trial.resuming', { resumedEpochs, phase: this.resumeFrom!.phase });
       if (start.action === 'STOP') {
         this.log.info('trial.skipped', { reason: start.reason });
         ctx.metrics?.trialEnded('skipped');
@@ -121,14 +141,35 @@ class TrialRun {
     return null;
   }
 
+  /** Checkpointing for this trial when it trains alone. */
+  checkpointing(): TrialCheckpointing | undefined {
+    const store = this.ctx.checkpoints;
+    if (!store) return undefined;
+    return {
+      trialId: this.config.trialId,
+      store: {
+        load: (id) => store.load(id),
+        save: (id, cp) => (this.owner ? store.save(id, cp) : Promise.resolve()),
+        delete: (id) => store.delete(id),
+      },
+      resumeFrom: this.resumeFrom,
+      onSaveError: (err) => this.log.warn('trial.checkpoint_failed', { error: (err as Error).message }),
+    };
+  }
+
   hooks(): RunTrialHooks {
     const { config: cfg, ctx } = this;
     const plannedEpochs = cfg.headEpochs + (unfreezesAnything(cfg.unfreeze) ? cfg.fineTuneEpochs : 0);
     return {
       onEpoch: async (m) => {
+        if (ctx.isAbandoned?.()) throw new TrialError('DRAINING', `worker ${ctx.workerId} handed the trial back`, { retryable: true });
         const hookStart = performance.now();
         const d = await ctx.reporter.reportEpoch({ trialId: cfg.trialId, attempt: ctx.attempt, metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 } });
         this.log.info('trial.epoch', { ...m, decision: d.action });
+        if (d.action === 'STOP' && /does not own/.test(d.reason)) this.owner = false;
+        this.firstEpoch ??= m;
+        // Reported first, so the record shows the epoch that diverged.
+        checkDivergence(m, this.firstEpoch);
         ctx.metrics?.epoch(m, this.trainImages);
         this.hookMs += performance.now() - hookStart;
         // A drain stops the trial between epochs; after the last one the result is kept.
@@ -139,7 +180,10 @@ class TrialRun {
         return d.action === 'STOP' ? 'STOP' : 'CONTINUE';
       },
       onPhase: (phase) => this.log.info('trial.phase', { phase }),
-      onDataset: (sizes) => (this.trainImages = sizes.train),
+      onDataset: (sizes) => {
+        this.trainImages = sizes.train;
+        this.skippedImages = sizes.skipped;
+      },
     };
   }
 
@@ -156,6 +200,7 @@ class TrialRun {
         pretrained: outcome.pretrained, weightsSource: outcome.weightsSource, backend: outcome.backend,
         testMetrics: testMetricsToPb(outcome.testMetrics), phaseSeconds: outcome.phaseSeconds,
         hasModel: outcome.model !== undefined,
+        skippedImages: this.skippedImages,
       });
       if (!fin.accepted) {
         // Another delivery owns the trial (our lease lapsed) or it is already done: acking would
@@ -165,7 +210,7 @@ class TrialRun {
         return 'refused';
       }
       ctx.metrics?.trialEnded(outcome.stopped ? 'stopped' : 'completed');
-      this.log.info('trial.done', { valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: ctx.featureCache?.memo?.stats() });
+      this.log.info('trial.done', { resumedEpochs: outcome.resumedEpochs, skippedImages: this.skippedImages, valAccuracy: outcome.valAccuracy, testAccuracy: outcome.testAccuracy, seconds: outcome.seconds, stopped: outcome.stopped, featureMemo: ctx.featureCache?.memo?.stats() });
       // The result is stored: whatever happens to the model upload, the trial is done.
       if (fin.keepModel && outcome.model) await ctx.storeModel?.(cfg, ctx.attempt, outcome, this.log);
     } catch (err) {
@@ -176,15 +221,25 @@ class TrialRun {
 
   async fail(err: unknown): Promise<TrialEnd> {
     const { config: cfg, ctx } = this;
-    const te = toTrialError(err);
+    let te = toTrialError(err);
+    if (te.code === 'OUT_OF_MEMORY') {
+      te = new TrialError('OUT_OF_MEMORY', `${te.message} (batch size ${cfg.batchSize}, image size ${cfg.imageSize ?? 'backbone default'}, ${ctx.backend} backend). Hint: lower batchSize or imageSize, unfreeze fewer layers, or run on a worker with more memory`, { retryable: false, cause: te });
+    }
     const lastTry = ctx.maxDeliver > 0 && ctx.attempt >= ctx.maxDeliver;
-    const retrying = te.retryable && !lastTry;
+    // A drain is never the trial's fault, and a report that could not be delivered says nothing about the
+    // trial: neither may end it (term would make it final), so both go back to the queue.
+    const retrying = te.code === 'DRAINING' || ((te.retryable || te.code === 'REPORT') && !lastTry);
     this.log.warn('trial.error', { code: te.code, error: te.message, retrying });
-    ctx.metrics?.trialEnded(retrying || te.code === 'DRAINING' ? 'retried' : 'failed');
-    await ctx.reporter
-      .trialFailed({ trialId: cfg.trialId, attempt: ctx.attempt, error: te.message, code: te.code, retrying })
-      .catch((e) => this.log.error('trial.fail_report_lost', { error: (e as Error).message }));
+    ctx.metrics?.trialEnded(retrying ? 'retried' : 'failed');
+    const reported = await ctx.reporter
+      .trialFailed({ trialId: cfg.trialId, attempt: ctx.attempt, error: te.message, code: te.code, retrying, diverged: te.code === 'DIVERGED' })
+      .then(() => true, (e) => {
+        this.log.error('trial.fail_report_lost', { error: (e as Error).message });
+        return false;
+      });
     if (te.code === 'DRAINING') return 'draining';
+    // The coordinator never heard of the failure: ending the message would leave the trial running forever.
+    if (!reported) return 'retry';
     return retrying ? 'retry' : 'final';
   }
 }

@@ -8,6 +8,7 @@ import { WeightsCache } from '../engine/weights/weights-cache.js';
 import type { FeatureMemo } from '../engine/feature-memo.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { TrialOutcome } from '../engine/train-trial.js';
+import type { Checkpointer } from '../engine/checkpoint/trial-checkpoint.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 
 export interface TrialConsumerOptions {
@@ -31,6 +32,8 @@ export interface TrialConsumerOptions {
   featureStores?: readonly FeatureStore[];
   /** Prometheus metrics to update. @default none */
   metrics?: WorkerMetrics;
+  /** Epoch checkpoints (the NATS Object Store): saved after every epoch, resumed on redelivery. @default none (a redelivered trial starts over) */
+  checkpoints?: Checkpointer;
 }
 
 /**
@@ -43,6 +46,8 @@ export class TrialConsumer {
   private done: Promise<void> | null = null;
   private trialsRun = 0;
   private readonly weightsCache: WeightsCache;
+  /** The message in hand, so a drain whose grace period runs out can hand it back at once. */
+  private current: { msg: JsMsg; trialIds: string[]; attempt: number; abandoned: boolean } | null = null;
 
   constructor(private readonly o: TrialConsumerOptions) {
     this.weightsCache = new WeightsCache(o.weightsCacheBytes ?? 1024 ** 3);
@@ -63,6 +68,25 @@ export class TrialConsumer {
   run(): Promise<void> {
     this.done ??= this.loop();
     return this.done;
+  }
+
+  /**
+   * The drain's grace period ran out with a trial still training: hand it
+   * back now (`nak(0)`, immediate redelivery). Its last epoch checkpoint is
+   * already stored, so the next worker loses at most the epoch in progress.
+   * Returns whether there was a trial to hand back.
+   */
+  async abandon(reason: string): Promise<boolean> {
+    const cur = this.current;
+    if (!cur || cur.abandoned) return false;
+    cur.abandoned = true;
+    cur.msg.nak(0);
+    // Best effort: the unit's running trials learn it from their next (refused) report anyway.
+    await Promise.all(cur.trialIds.map((trialId) => this.o.reporter
+      .trialFailed({ trialId, attempt: cur.attempt, error: reason, code: 'DRAINING', retrying: true, diverged: false })
+      .catch(() => {})));
+    this.o.log.warn('unit.abandoned', { trialIds: cur.trialIds, attempt: cur.attempt, reason });
+    return true;
   }
 
   /** Stops pulling and hands back the trial in progress; resolves when the loop has ended. */
@@ -122,14 +146,18 @@ export class TrialConsumer {
       if (configs.length === 0 || configs.some((c) => !c?.trialId)) throw new Error('a trial in the message has no trialId');
     } catch (err) {
       this.o.log.error('worker.bad_message', { seq: msg.seq, error: (err as Error).message });
-      msg.term(`unreadable trial message: ${(err as Error).message}`);
+      // No reason argument: nats-server 2.9 does not parse `+TERM <reason>` and would leave the message to be redelivered.
+      msg.term();
       return;
     }
     const heartbeat = setInterval(() => msg.working(), this.o.heartbeatMs ?? 10_000);
+    const current = { msg, trialIds: configs.map((c) => c.trialId), attempt: msg.info.deliveryCount, abandoned: false };
+    this.current = current;
     try {
       const d = await runUnit(configs, {
         reporter: this.o.reporter, workerId: this.o.workerId, backend: this.o.backend, log: this.o.log,
-        attempt: msg.info.deliveryCount, maxDeliver, isDraining: () => this.draining,
+        attempt: msg.info.deliveryCount, maxDeliver, isDraining: () => this.draining, isAbandoned: () => current.abandoned,
+        checkpoints: this.o.checkpoints,
         metrics: this.o.metrics,
         featureCache: {
           memo: this.o.featureMemo,
@@ -139,9 +167,11 @@ export class TrialConsumer {
         runOptions: { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } },
         storeModel: (cfg, attempt, outcome, log) => this.storeModel(cfg, attempt, outcome, log),
       });
+      if (current.abandoned) return; // handed back already (drain grace period over)
       if (d.action === 'ack') msg.ack();
       else if (d.action === 'nak') msg.nak(d.immediately ? 0 : (this.o.nakDelayMs ?? 5000));
-      else if (d.action === 'term') msg.term(d.reason);
+      // No reason argument: nats-server 2.9 does not parse `+TERM <reason>` and would redeliver the message; the reason travels in TrialFailed.
+      else if (d.action === 'term') msg.term();
       // slotMs: this worker's time on the message from the pull that got it to its ack; per trial,
       // overheadMs = (slotMs − runnerMs) / trials is the control plane's share (bench:control reads these).
       const slotMs = performance.now() - freeAt;
@@ -150,6 +180,7 @@ export class TrialConsumer {
       });
     } finally {
       clearInterval(heartbeat);
+      this.current = null;
     }
   }
 }
