@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReportServiceClient, TrialFinishedRequest, EpochMetrics, type Decision, type Ack } from '../proto/generated/tlsweep/v1/tlsweep.js';
+import { ReportServiceClient, TrialFinishedRequest, TrialStartedRequest, TrialFailedRequest, EpochMetrics, type Decision, type Ack } from '../proto/generated/tlsweep/v1/tlsweep.js';
 import {
   channelCredentials, clientOptions, loadConfig, startCoordinator, startGrpcServer,
   type ClientTls, type CoordinatorConfig, type RunningCoordinator,
@@ -113,9 +113,9 @@ describe('gRPC security', () => {
     // Operators may read too; readers and operators may not report.
     expect(await codeOf(cli(TOKENS.operator).query({}))).toBe('OK');
     const rep = reportClient(TOKENS.operator);
-    expect(await codeOf(call(rep.trialStarted.bind(rep) as Unary<object, Decision>, { trialId: 'x', attempt: 1 }))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await codeOf(call(rep.trialStarted.bind(rep) as Unary<object, Decision>, TrialStartedRequest.fromPartial({ trialId: 'x', attempt: 1 })))).toBe(grpc.status.PERMISSION_DENIED);
     const anon = reportClient();
-    expect(await codeOf(call(anon.trialStarted.bind(anon) as Unary<object, Decision>, { trialId: 'x', attempt: 1 }))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await codeOf(call(anon.trialStarted.bind(anon) as Unary<object, Decision>, TrialStartedRequest.fromPartial({ trialId: 'x', attempt: 1 })))).toBe(grpc.status.UNAUTHENTICATED);
     expect((await cli(TOKENS.reader).list()).length).toBe(0); // nothing was submitted by the refused calls
   });
 
@@ -133,7 +133,7 @@ describe('gRPC security', () => {
     const sweep = await op.submit(SPEC);
     const trialId = (await op.query({ sweepId: sweep.sweepId })).rows.find((r) => r.status === 'queued')!.trialId;
     const w = reportClient(TOKENS.worker);
-    const started = call(w.trialStarted.bind(w) as Unary<object, Decision>, { trialId, attempt: 1, worker: 'w1', backend: 'cpu' });
+    const started = call(w.trialStarted.bind(w) as Unary<object, Decision>, TrialStartedRequest.fromPartial({ trialId, attempt: 1, worker: 'w1', backend: 'cpu' }));
     const start = await started;
     expect(start.action).toBe('CONTINUE');
     expect(start.leaseToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -148,14 +148,14 @@ describe('gRPC security', () => {
     expect(await codeOf(epoch(start.leaseToken, 2))).toBe(grpc.status.PERMISSION_DENIED);
     const fin = (leaseToken: string) => call(w.trialFinished.bind(w) as Unary<object, Ack>, TrialFinishedRequest.fromPartial({ trialId, attempt: 1, valAccuracy: 0.9, epochs: 1, leaseToken }));
     expect(await codeOf(fin('forged'))).toBe(grpc.status.PERMISSION_DENIED);
-    expect(await codeOf(call(w.trialFailed.bind(w) as Unary<object, Ack>, { trialId, attempt: 1, error: 'x', leaseToken: '' }))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await codeOf(call(w.trialFailed.bind(w) as Unary<object, Ack>, TrialFailedRequest.fromPartial({ trialId, attempt: 1, error: 'x', leaseToken: '' })))).toBe(grpc.status.PERMISSION_DENIED);
     const after = await op.getTrial(trialId);
     expect(after).toEqual(before);
     expect(after.status).toBe('running');
 
     expect((await epoch(start.leaseToken)).action).toBe('CONTINUE');
     // A retried TrialStarted for the same attempt (its answer was lost) gets the same, working lease.
-    const again = await call(w.trialStarted.bind(w) as Unary<object, Decision>, { trialId, attempt: 1, worker: 'w1', backend: 'cpu' });
+    const again = await call(w.trialStarted.bind(w) as Unary<object, Decision>, TrialStartedRequest.fromPartial({ trialId, attempt: 1, worker: 'w1', backend: 'cpu' }));
     expect(again.leaseToken).toBe(start.leaseToken);
 
     // Restart: the secret lives in KV, so the lease handed out before still works and forgeries still fail.

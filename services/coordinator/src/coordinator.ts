@@ -605,7 +605,8 @@ export class Coordinator {
   private async finishIfDone(sweep: SweepRecord): Promise<void> {
     if (sweep.finishedAtMs > 0) return;
     const c = this.board.statusCounts(sweep.sweepId);
-    const terminal = c.completed + c.failed + c.stopped + c.cancelled;
+    let terminal = 0;
+    for (const status of TERMINAL_TRIAL_STATUSES) terminal += c[status];
     // A cancelled incremental sweep never makes the rest of its trials.
     if ((sweep.status === 'running' && c.total < sweep.trialCount) || terminal < c.total) return;
     await this.updateSweep(sweep, (s) => {

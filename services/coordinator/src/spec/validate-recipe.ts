@@ -1,3 +1,4 @@
+import { NOOP_BACKBONE } from '../../../worker/src/runner/noop-runner.js';
 import type { FieldViolation } from '../errors.js';
 import type { DatasetSpec } from './sweep-spec.js';
 import { backboneInfo } from '../../../worker/src/engine/backbones/catalog.js';
@@ -11,7 +12,9 @@ import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-opt
 export function checkUnfreezeAgainstBackbones(unfreeze: UnfreezeSpec[], backbones: string[], v: FieldViolation[]): void {
   unfreeze.forEach((u, i) => {
     for (const b of backbones) {
-      const info = backboneInfo(b)!;
+      // The noop benchmark backbone has no layers to unfreeze; an unknown name is reported on its own.
+      const info = b === NOOP_BACKBONE ? { layers: 1, blocks: 0 } : backboneInfo(b);
+      if (!info) continue;
       if (typeof u === 'number') {
         if (u >= info.layers) v.push({ field: `unfreeze[${i}]`, message: `must be below ${info.layers}, the layer count of backbone ${b}; got ${u}` });
       } else if ('blocks' in u) {
