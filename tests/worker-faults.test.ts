@@ -67,6 +67,7 @@ headUnits: 8
     await worker('w2');
     await waitFor(async () => (await client.get(sweep.sweepId)).finishedAtMs > 0, 120_000, 'sweep finished');
     const t = await client.getTrial(trialId);
+    if (process.env.DEBUG_DRAIN) for (const w of ['w1', 'w2']) console.log(w, readFileSync(join(dir, `${w}.log`), 'utf8'));
     console.log(`[drain-grace] exited ${exitMs} ms after SIGTERM; resumed ${t.resumedEpochs}, retrained ${t.retrainedEpochs}`);
     expect(t.status).toBe('completed');
     expect(t.attempt).toBe(2);

@@ -149,7 +149,7 @@ export function sweepsTable(sweeps: Sweep[], o: TableOptions = {}): string {
       const c = s.counts!;
       const failedColor: Color | undefined = c.failed > 0 ? 'red' : undefined;
       return [
-        s.sweepId, s.name, { text: s.status, color: statusColor(s.status) }, `${c.completed + c.failed + c.stopped + c.cancelled}/${c.total}`,
+        s.sweepId, s.name, { text: s.status, color: statusColor(s.status) }, `${c.completed + c.failed + c.stopped + c.cancelled + (c.diverged ?? 0)}/${c.total}`,
         String(c.running), String(c.queued), { text: String(c.failed), color: failedColor },
         pct(Number.isFinite(s.bestValAccuracy) ? s.bestValAccuracy : null), s.bestTrialId, s.reason,
       ];
@@ -160,7 +160,7 @@ export function sweepsTable(sweeps: Sweep[], o: TableOptions = {}): string {
 
 export function sweepLine(s: Sweep): string {
   const c = s.counts!;
-  const done = c.completed + c.failed + c.stopped + c.cancelled;
+  const done = c.completed + c.failed + c.stopped + c.cancelled + (c.diverged ?? 0);
   const model = s.bestModelRef ? `, model kept` : '';
   const best = Number.isFinite(s.bestValAccuracy) ? ` best val ${pct(s.bestValAccuracy)} (${s.bestTrialId}${model})` : '';
   return `${s.sweepId}  ${s.name}  ${s.status}  ${done}/${c.total} done (running ${c.running}, queued ${c.queued}, failed ${c.failed})${best}${s.reason ? `  — ${s.reason}` : ''}`;

@@ -77,7 +77,7 @@ export async function compareSweeps(client: TlsweepClient, a: string, b: string,
     higherIsBetter,
     sweeps: sweeps.map((s, i) => ({
       sweepId: s.sweepId, name: s.name, status: s.status, total: s.counts!.total,
-      finished: s.counts!.completed + s.counts!.failed + s.counts!.stopped + s.counts!.cancelled, best: best[i],
+      finished: s.counts!.completed + s.counts!.failed + s.counts!.stopped + s.counts!.cancelled + (s.counts!.diverged ?? 0), best: best[i],
     })),
     winner,
     margin: va !== null && vb !== null ? Math.abs(va - vb) : null,

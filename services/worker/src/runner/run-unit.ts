@@ -189,6 +189,8 @@ class TrialRun {
 
   async finish(outcome: TrialOutcome): Promise<TrialEnd> {
     const { config: cfg, ctx } = this;
+    // Handed back (drain grace period over): the next attempt owns the trial now; this one reports nothing more.
+    if (ctx.isAbandoned?.()) return 'draining';
     if (this.stoppedByDrain) return this.fail(new TrialError('DRAINING', `worker ${ctx.workerId} is draining`, { retryable: true }));
     try {
       const fin = await ctx.reporter.trialFinished({
@@ -221,6 +223,7 @@ class TrialRun {
 
   async fail(err: unknown): Promise<TrialEnd> {
     const { config: cfg, ctx } = this;
+    if (ctx.isAbandoned?.()) return 'draining';
     let te = toTrialError(err);
     if (te.code === 'OUT_OF_MEMORY') {
       te = new TrialError('OUT_OF_MEMORY', `${te.message} (batch size ${cfg.batchSize}, image size ${cfg.imageSize ?? 'backbone default'}, ${ctx.backend} backend). Hint: lower batchSize or imageSize, unfreeze fewer layers, or run on a worker with more memory`, { retryable: false, cause: te });

@@ -85,7 +85,7 @@ export class TrialConsumer {
     await Promise.all(cur.trialIds.map((trialId) => this.o.reporter
       .trialFailed({ trialId, attempt: cur.attempt, error: reason, code: 'DRAINING', retrying: true, diverged: false })
       .catch(() => {})));
-    this.o.log.warn('unit.abandoned', { trialIds: cur.trialIds, attempt: cur.attempt, reason });
+    for (const trialId of cur.trialIds) this.o.log.warn('trial.abandoned', { trialId, attempt: cur.attempt, reason });
     return true;
   }
 
