@@ -183,7 +183,8 @@ fuse: false
         // A worker holding a trial with a checkpoint behind it (>= 2 epochs reported) and epochs ahead.
         for (;;) {
           const running = (await call((c) => c.query({ sweepId: sweep.sweepId, status: 'running', limit: 100 }))).rows;
-          const victim = running.find((t) => t.epochs >= 2 && t.epochs < planned - 1 && workers.has(t.worker));
+          // A trial not interrupted before, so every kill shows up as its own redelivered trial.
+          const victim = running.find((t) => t.epochs >= 2 && t.epochs < planned - 1 && workers.has(t.worker) && !killed.some((k) => k.trialId === t.trialId));
           if (victim) {
             workers.get(victim.worker)!.child.kill('SIGKILL');
             workers.delete(victim.worker);

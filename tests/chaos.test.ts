@@ -38,6 +38,7 @@ describe('chaos', () => {
       const hadDone = Math.max(k.epochsReported, t.resumedEpochs + t.retrainedEpochs);
       expect(t.retrainedEpochs, k.trialId).toBeLessThan(hadDone);
     }
+    expect(new Set(killed.map((k) => k.trialId)).size).toBe(3);
     expect(figures.trialsRedelivered).toBeGreaterThanOrEqual(3);
     expect(figures.epochsSavedByCheckpoints).toBeGreaterThanOrEqual(3);
   }, 240_000);
