@@ -60,8 +60,10 @@ describe('coordinator over a real JetStream', () => {
     msg.ack();
     // A finished trial frees a slot: the next pending trial is queued.
     expect(c2.counts(sweep.sweepId)).toMatchObject({ completed: 1, queued: 2, pending: 1 });
-    // Reporting it again is refused and changes nothing.
-    expect((await c2.trialFinished({ trialId: id, attempt, valAccuracy: 0.1, valLoss: 9, testAccuracy: 0.1, testLoss: 9, epochs: 1, seconds: 1, stopped: false, totalParams: 1, trainableParams: 1, cutLayer: '' })).accepted).toBe(false);
+    // Reporting it again (a retry whose first answer was lost) is acknowledged and changes nothing.
+    expect(await c2.trialFinished({ trialId: id, attempt, valAccuracy: 0.1, valLoss: 9, testAccuracy: 0.1, testLoss: 9, epochs: 1, seconds: 1, stopped: false, totalParams: 1, trainableParams: 1, cutLayer: '' })).toMatchObject({ accepted: true, reason: 'already recorded' });
+    // Another attempt's result for a finished trial is refused.
+    expect((await c2.trialFinished({ trialId: id, attempt: attempt + 1, valAccuracy: 0.1, valLoss: 9, testAccuracy: 0.1, testLoss: 9, epochs: 1, seconds: 1, stopped: false, totalParams: 1, trainableParams: 1, cutLayer: '' })).accepted).toBe(false);
     expect(c2.getTrial(id).valAccuracy).toBe(0.6);
 
     // Fail the rest without retry; the sweep completes with the failures counted.

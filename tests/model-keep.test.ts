@@ -73,18 +73,22 @@ describe('keeping the top models of a sweep', () => {
     // Better, but the worker holds no model: not asked either.
     expect((await finish(cc, 0.9, false)).keepModel).toBe(false);
 
-    // d beats a (but not c, which has no model): with keepModels 1 it is not in the top either.
-    expect((await finish(d, 0.7)).keepModel).toBe(false);
+    // d beats a; c is better but has no model, so it does not take the slot: d is asked.
+    expect((await finish(d, 0.7)).keepModel).toBe(true);
+    // A retried TrialFinished of d (its answer was lost) is accepted again and asks again, the model not being stored yet.
+    expect(await finish(d, 0.7)).toMatchObject({ accepted: true, reason: 'already recorded', keepModel: true });
 
     // A model reported by a stale attempt is refused and deleted.
     expect((await store(b, 2)).accepted).toBe(false);
     expect(await stored()).toEqual([a]);
 
-    // c leads now, so a's model falls out of the top when anyone stores: a late report of a is pruned at once.
+    // d leads the trials that have a model now, so a's model falls out of the top when anyone stores: a late report of a is pruned at once.
     expect(await store(a)).toEqual({ accepted: true, reason: 'no longer among the top keepModels trials; deleted' });
     expect(c.getTrial(a).modelRef).toBe('');
     expect(await stored()).toEqual([]);
     await expect(c.exportModel(a)).rejects.toThrow(/has no stored model/);
+    expect(await store(d)).toEqual({ accepted: true, reason: '' });
+    expect(await stored()).toEqual([d]);
     expect(c.getSweep(sweep.sweepId).status).toBe('completed');
     c.close();
   });

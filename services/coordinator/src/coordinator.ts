@@ -833,6 +833,10 @@ export class Coordinator {
   async trialFinished(r: TrialFinishedInput): Promise<FinishedAck> {
     const t = this.trialFor(r.trialId);
     const res = await this.lock.run(`trial:${r.trialId}`, async () => {
+      // A retry of a call that landed (its answer was lost): the same attempt's result is already stored.
+      if ((t.status === 'completed' || t.status === 'stopped') && r.attempt === t.attempt) {
+        return { accepted: true, reason: 'already recorded', keepModel: r.hasModel === true && !t.modelRef && this.topModelTrials(t.config.sweepId).has(t.config.trialId) };
+      }
       if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}`, keepModel: false };
       if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial`, keepModel: false };
       const sweep = this.getSweep(t.config.sweepId);
@@ -850,6 +854,7 @@ export class Coordinator {
         if (r.testMetrics) x.testMetrics = r.testMetrics;
         if (r.phaseSeconds) x.phaseSeconds = r.phaseSeconds;
         if (r.skippedImages !== undefined) x.skippedImages = r.skippedImages;
+        x.hasModel = r.hasModel === true;
       });
       this.log.info('trial.finished', { sweepId: t.config.sweepId, trialId: r.trialId, status: t.status, valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, seconds: r.seconds });
       this.emit({ type: t.status === 'stopped' ? 'trial_stopped' : 'trial_finished', sweepId: t.config.sweepId, trial: t });
@@ -914,7 +919,8 @@ export class Coordinator {
   private topModelTrials(sweepId: string): Set<string> {
     const keep = this.sweeps.get(sweepId)?.spec.keepModels ?? SPEC_DEFAULTS.keepModels;
     const ranked = [...(this.trialsBySweep.get(sweepId)?.values() ?? [])]
-      .filter((t) => (t.status === 'completed' || t.status === 'stopped') && t.valAccuracy !== null && Number.isFinite(t.valAccuracy))
+      // Only trials that have a model compete: one without (export failed, older worker) must not take a slot.
+      .filter((t) => (t.status === 'completed' || t.status === 'stopped') && t.valAccuracy !== null && Number.isFinite(t.valAccuracy) && (t.hasModel || !!t.modelRef))
       .sort((a, b) => b.valAccuracy! - a.valAccuracy! || a.config.index - b.config.index);
     return new Set(ranked.slice(0, keep).map((t) => t.config.trialId));
   }

@@ -43,6 +43,8 @@ export interface TrialRecord {
    * absent, in records older than model export) when none is stored.
    */
   modelRef?: string;
+  /** The worker said it holds the trained model (TrialFinished has_model): only such trials compete for `keepModels`. */
+  hasModel?: boolean;
   /** Backbone layers the unfreeze depth resolved to on the worker; 0 until the trial finishes. */
   unfreezeLayers: number;
   /** What early stopping did, per phase it watched (the epoch it stopped, the epoch restored). */
