@@ -78,6 +78,9 @@ describe('keeping the top models of a sweep', () => {
     // A retried TrialFinished of d (its answer was lost) is accepted again and asks again, the model not being stored yet.
     expect(await finish(d, 0.7)).toMatchObject({ accepted: true, reason: 'already recorded', keepModel: true });
 
+    // A caller cannot name another trial's model (it would delete it).
+    await expect(c.modelStored({ trialId: b, attempt: 1, modelRef: a })).rejects.toThrow(/model_ref: must be the trial's own model name/);
+    expect(await stored()).toEqual([a]);
     // A model reported by a stale attempt is refused and deleted.
     expect((await store(b, 2)).accepted).toBe(false);
     expect(await stored()).toEqual([a]);

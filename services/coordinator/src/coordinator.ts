@@ -1,3 +1,4 @@
+import { trialModelName } from '../../worker/src/engine/weights/object-layout.js';
 import { EventEmitter } from 'node:events';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { TRIAL_STREAM, WORKER_CONSUMER } from './queue/names.js';
@@ -934,6 +935,10 @@ export class Coordinator {
    */
   async modelStored(r: ModelStoredInput): Promise<{ accepted: boolean; reason: string }> {
     if (!r.modelRef) throw new InvalidArgumentError([{ field: 'model_ref', message: 'required' }], 'invalid report');
+    // A caller names only its own trial's model: never delete or record a name it made up.
+    if (r.modelRef !== trialModelName(r.trialId)) {
+      throw new InvalidArgumentError([{ field: 'model_ref', message: `must be the trial's own model name '${trialModelName(r.trialId)}'; got ${JSON.stringify(r.modelRef)}` }], 'invalid report');
+    }
     const t = this.trialFor(r.trialId);
     const sweepId = t.config.sweepId;
     return this.lock.run(`models:${sweepId}`, async () => {

@@ -393,8 +393,10 @@ export interface ModelChunk {
 export interface ModelStoredRequest {
   trialId: string;
   attempt: number;
-  /** Name of the model in the tlsweep-models bucket. */
+  /** Name of the model in the tlsweep-models bucket; must be the trial's own (see trialModelName). */
   modelRef: string;
+  /** The lease token TrialStarted returned for this attempt: only the worker that finished the trial may announce its model. */
+  leaseToken: string;
 }
 
 function createBaseSubmitSweepRequest(): SubmitSweepRequest {
@@ -5400,7 +5402,7 @@ export const ModelChunk: MessageFns<ModelChunk> = {
 };
 
 function createBaseModelStoredRequest(): ModelStoredRequest {
-  return { trialId: "", attempt: 0, modelRef: "" };
+  return { trialId: "", attempt: 0, modelRef: "", leaseToken: "" };
 }
 
 export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
@@ -5413,6 +5415,9 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
     }
     if (message.modelRef !== "") {
       writer.uint32(26).string(message.modelRef);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(34).string(message.leaseToken);
     }
     return writer;
   },
@@ -5454,6 +5459,14 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
             message.modelRef = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5479,6 +5492,11 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
         : isSet(object.model_ref)
         ? globalThis.String(object.model_ref)
         : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
     };
   },
 
@@ -5493,6 +5511,9 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
     if (message.modelRef !== "") {
       obj.modelRef = message.modelRef;
     }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
     return obj;
   },
 
@@ -5504,6 +5525,7 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
     message.trialId = object.trialId ?? "";
     message.attempt = object.attempt ?? 0;
     message.modelRef = object.modelRef ?? "";
+    message.leaseToken = object.leaseToken ?? "";
     return message;
   },
 };

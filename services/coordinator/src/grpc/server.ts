@@ -193,7 +193,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     pushWeights: pushWeightsHandler(c),
     listWeights: unary(async () => ({ weights: (await c.listWeights()).map(weightsInfoToPb) })),
     exportModel: exportModelHandler(c),
-    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: required('trial_id', r.trialId) })), keepModel: false })),
+    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: leased(r) })), keepModel: false })),
   };
 
   const leaderboard: LeaderboardServiceServer = {

@@ -74,7 +74,8 @@ export class Reporter {
   async trialFinished(r: Leased<TrialFinishedRequest>): Promise<Ack> {
     const req = { ...r, leaseToken: this.leaseOf(r) };
     const ack = await this.call<Ack>('TrialFinished', (md, cb, o) => this.client.trialFinished(req, md, o, cb));
-    this.leases.delete(leaseKey(r.trialId, r.attempt));
+    // A kept model is announced with the same lease: keep it until modelStored.
+    if (!ack.keepModel) this.leases.delete(leaseKey(r.trialId, r.attempt));
     return ack;
   }
   async trialFailed(r: Leased<TrialFailedRequest>): Promise<Ack> {
@@ -86,8 +87,13 @@ export class Reporter {
     }
   }
 
-  modelStored(r: ModelStoredRequest): Promise<Ack> {
-    return this.call('ModelStored', (md, cb, o) => this.sweeps.modelStored(r, md, o, cb));
+  async modelStored(r: Leased<ModelStoredRequest>): Promise<Ack> {
+    const req = { ...r, leaseToken: this.leaseOf(r) };
+    try {
+      return await this.call('ModelStored', (md, cb, o) => this.sweeps.modelStored(req, md, o, cb));
+    } finally {
+      this.leases.delete(leaseKey(r.trialId, r.attempt));
+    }
   }
 
   close(): void {
