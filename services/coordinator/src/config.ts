@@ -45,6 +45,13 @@ export interface CoordinatorConfig {
   submitRatePerMinute?: number;
   /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS (a .creds file). @default none */
   natsAuth?: NatsAuth | null;
+  /**
+   * TLSWEEP_FEATURE_STORE_MB: create the workers' shared feature-cache bucket
+   * `tlsweep-features` at start with this size cap (needed when workers log in
+   * as the restricted NATS `worker` user, which may not create streams);
+   * 0 = leave it to the workers. @default 0
+   */
+  featureStoreMb?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -69,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     maxRunningSweeps: intEnv(env, 'TLSWEEP_MAX_RUNNING_SWEEPS', 0, 0),
     submitRatePerMinute: intEnv(env, 'TLSWEEP_SUBMIT_RATE', 0, 0),
     natsAuth: natsAuthFromEnv(env),
+    featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 0, 0),
   };
 }
 
