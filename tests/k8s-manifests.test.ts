@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -92,17 +92,22 @@ describe('deploy/k8s overlays', () => {
     expect(manifestProblems(objs)).toEqual([]);
   });
 
-  it('the NATS config in the ConfigMap is accepted by nats-server (client auth include on and off)', () => {
+  it('the NATS config in the ConfigMap turns client auth on, is accepted by nats-server, and its auth block is the tested deploy/nats one', () => {
     const cm = find(render('gpu'), 'ConfigMap', 'nats-config');
+    const data = cm.data as Record<string, string>;
+    expect(data['nats.conf']).toMatch(/^\s*include \.\/auth\.conf$/m);
+    // tests/nats-permissions.test.ts runs deploy/nats/nats-server.conf: the cluster must get the same rules.
+    const sample = readFileSync(join(K8S_DIR, '..', 'nats', 'nats-server.conf'), 'utf8');
+    expect(data['auth.conf'].trimEnd()).toBe(sample.slice(sample.indexOf('authorization {')).trimEnd());
+    // The passwords it references are the ones the StatefulSet passes in.
+    const natsEnv = podSpec(find(render('gpu'), 'StatefulSet', 'nats')).containers[0].env.map((e: { name: string }) => e.name);
+    for (const v of data['auth.conf'].matchAll(/\$(TLSWEEP_[A-Z_]+)/g)) expect(natsEnv).toContain(v[1]);
     const dir = mkdtempSync(join(tmpdir(), 'tlsweep-natsconf-'));
     try {
-      const data = cm.data as Record<string, string>;
       writeFileSync(join(dir, 'auth.conf'), data['auth.conf']);
-      const env = { ...process.env, POD_NAME: 'nats-0', NATS_COORDINATOR_PASSWORD: 'c', NATS_WORKER_PASSWORD: 'w' };
-      for (const conf of [data['nats.conf'], data['nats.conf'].replace('# include ./auth.conf', 'include ./auth.conf')]) {
-        writeFileSync(join(dir, 'nats.conf'), conf);
-        expect(execFileSync(findNatsServer(), ['-c', join(dir, 'nats.conf'), '-t'], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
-      }
+      writeFileSync(join(dir, 'nats.conf'), data['nats.conf']);
+      const env = { ...process.env, POD_NAME: 'nats-0', TLSWEEP_NATS_COORDINATOR_PASSWORD: 'c', TLSWEEP_NATS_WORKER_PASSWORD: 'w' };
+      expect(execFileSync(findNatsServer(), ['-c', join(dir, 'nats.conf'), '-t'], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
