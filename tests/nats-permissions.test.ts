@@ -26,7 +26,8 @@ const outcome = (p: Promise<unknown>) => p.then(() => 'OK', (e: Error) => `${e.n
 
 describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tlsweep-natsconf-'));
-  const pw = { coordinator: randomBytes(12).toString('hex'), worker: randomBytes(12).toString('hex') };
+  // A leading letter, as the README says: nats-server parses a `$VAR` value as config, so `8e31...` would read as a number.
+  const pw = { coordinator: 'pw' + randomBytes(12).toString('hex'), worker: 'pw' + randomBytes(12).toString('hex') };
   let nats: RunningNatsServer;
   let coord: RunningCoordinator;
   let worker: NatsConnection;
