@@ -2,8 +2,9 @@
  * deploy/nats/nats-server.conf for real: nats-server started with that file
  * (rendered with a random port and a temp store), the coordinator logging
  * in as `coordinator` and doing its job, a `worker` login pulling and acking
- * a trial, reading weights and writing checkpoints, and refused when it
- * publishes a trial or writes sweep/trial state.
+ * a trial, reading weights, writing checkpoints and using the shared
+ * feature cache, and refused when it publishes a trial, writes sweep/trial
+ * state or creates a stream.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, startCoordinator, TRIAL_STREAM, WORKER_CONSUMER, type RunningCoordinator } from '../services/coordinator/src/index.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
+import { FEATURE_BUCKET, ObjectFeatureStore } from '../services/worker/src/index.js';
 
 const CONF = join(import.meta.dirname, '..', 'deploy', 'nats', 'nats-server.conf');
 const SPEC = 'name: perms\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01, 0.001]\ndropouts: [0.1]\nmaxParallel: 2';
@@ -24,7 +26,8 @@ const outcome = (p: Promise<unknown>) => p.then(() => 'OK', (e: Error) => `${e.n
 
 describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tlsweep-natsconf-'));
-  const pw = { coordinator: randomBytes(12).toString('hex'), worker: randomBytes(12).toString('hex') };
+  // A leading letter, as the README says: nats-server parses a `$VAR` value as config, so `8e31...` would read as a number.
+  const pw = { coordinator: 'pw' + randomBytes(12).toString('hex'), worker: 'pw' + randomBytes(12).toString('hex') };
   let nats: RunningNatsServer;
   let coord: RunningCoordinator;
   let worker: NatsConnection;
@@ -40,6 +43,8 @@ describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
     coord = await startCoordinator(loadConfig({
       TLSWEEP_NATS_URL: nats.url, TLSWEEP_GRPC_ADDRESS: '127.0.0.1:0', TLSWEEP_HTTP_ADDRESS: 'off',
       TLSWEEP_NATS_USER: 'coordinator', TLSWEEP_NATS_PASSWORD: pw.coordinator,
+      // The coordinator creates the workers' feature bucket: they may not create streams.
+      TLSWEEP_FEATURE_STORE_MB: '4',
     }));
     worker = await connect({ servers: nats.url, user: 'worker', pass: pw.worker });
   });
@@ -100,5 +105,30 @@ describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
     const ckpt = await objm.open('tlsweep-checkpoints');
     await ckpt.putBlob({ name: 't-1/epoch-1' }, new Uint8Array([4, 5]));
     expect(Array.from((await ckpt.getBlob('t-1/epoch-1'))!)).toEqual([4, 5]);
+  });
+
+  it('a worker opens the feature-cache bucket the coordinator created, puts and gets an entry, and still may not touch trials', async () => {
+    const jsm = await jetstreamManager(coord.nc);
+    expect((await jsm.streams.info(`OBJ_${FEATURE_BUCKET}`)).config.max_bytes).toBe(4 * 1024 * 1024);
+    // What the worker's main does: open (an existing bucket needs only STREAM.INFO), then get/put.
+    const store = await ObjectFeatureStore.open(worker, { maxBytes: 1 << 20 });
+    const key = 'features|tiny_cnn|synthetic|seed=1';
+    const entry = [{ name: 'x', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }];
+    expect(await store.get(key)).toBeUndefined();
+    await store.put(key, entry);
+    const back = await store.get(key);
+    expect(back?.map((t) => ({ name: t.name, shape: t.shape, data: Array.from(t.data) }))).toEqual([{ name: 'x', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }]);
+    // Replacing an entry purges the old chunks (STREAM.PURGE on this bucket only); deleting works too.
+    await store.put(key, [{ name: 'x', shape: [1], data: new Float32Array([7]) }]);
+    expect(Array.from((await store.get(key))![0]!.data)).toEqual([7]);
+    await store.delete(key);
+    expect(await store.get(key)).toBeUndefined();
+    expect(store.stats()).toMatchObject({ hits: 2, writes: 2, corrupt: 0 });
+    // The same login is still refused trials, trial state and stream creation.
+    const js = jetstream(worker, { timeout: 2000 });
+    expect(await outcome(js.publish('tlsweep.trials.x', '{"v":1}'))).toMatch(/Permissions Violation/);
+    expect(await outcome(js.publish('$KV.tlsweep-trials.s-x.t-x', '{}'))).toMatch(/Permissions Violation/);
+    expect(await outcome(ObjectFeatureStore.open(worker, { bucket: 'tlsweep-features-2', maxBytes: 1 << 20 }))).toMatch(/Permissions Violation/);
+    expect(await outcome(jsm.streams.info('OBJ_tlsweep-features-2'))).toMatch(/stream not found/);
   });
 });

@@ -45,6 +45,13 @@ export interface CoordinatorConfig {
   natsAuth?: NatsAuth | null;
   /** TLSWEEP_ALLOW_NOOP_BACKBONE=1: accept specs on the `noop` backbone (synthetic metrics, nothing trained; benchmarks only). @default false */
   allowNoopBackbone?: boolean;
+  /**
+   * TLSWEEP_FEATURE_STORE_MB: create the workers' shared feature-cache bucket
+   * `tlsweep-features` at start with this size cap (needed when workers log in
+   * as the restricted NATS `worker` user, which may not create streams);
+   * 0 = leave it to the workers. @default 0
+   */
+  featureStoreMb?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -69,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     submitRatePerMinute: intEnv(env, 'TLSWEEP_SUBMIT_RATE', 0, 0),
     natsAuth: natsAuthFromEnv(env),
     allowNoopBackbone: boolFlag(env, 'TLSWEEP_ALLOW_NOOP_BACKBONE'),
+    featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 0, 0),
   };
 }
 

@@ -7,6 +7,7 @@ import { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 import { silentLogger, type Logger } from './log.js';
 import { natsAuthOptions } from './nats-auth.js';
 import { ObjectCheckpointStore } from '../../worker/src/runner/object-checkpoint-store.js';
+import { ensureFeatureBucket } from './store/feature-bucket.js';
 
 export interface RunningCoordinator {
   coordinator: Coordinator;
@@ -41,6 +42,13 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = sil
   } catch (err) {
     await nc.close();
     throw err;
+  }
+  if (cfg.featureStoreMb) {
+    // Without the bucket workers still train (memory and disk tiers); they only lose cross-worker reuse.
+    await ensureFeatureBucket(nc, { maxBytes: cfg.featureStoreMb * 1024 * 1024, replicas: cfg.replicas }).then(
+      () => log.info('coordinator.feature_bucket', { maxMb: cfg.featureStoreMb }),
+      (err: Error) => log.warn('coordinator.feature_bucket_unavailable', { error: err.message }),
+    );
   }
   try {
     grpc = await startGrpcServer(coordinator, {

@@ -6,8 +6,10 @@ import { FeatureCacheCorruptError } from '../engine/feature-cache/errors.js';
 import { featureKeyDigest } from '../engine/feature-cache/feature-key.js';
 import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 
-/** Bucket every worker shares. */
-export const FEATURE_BUCKET = 'tlsweep-features';
+import { FEATURE_BUCKET } from '../../../coordinator/src/store/feature-bucket.js';
+
+/** Bucket every worker shares (the coordinator creates it when workers may not: TLSWEEP_FEATURE_STORE_MB). */
+export { FEATURE_BUCKET };
 
 export interface ObjectFeatureStoreOptions {
   /** Object Store bucket. @default 'tlsweep-features' */
