@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import type { TrialConfig } from '../services/coordinator/src/spec/sweep-spec.js';
@@ -8,8 +7,8 @@ import { AffinityQueue } from '../services/coordinator/src/queue/affinity-queue.
 import { affinityKeyOf } from '../services/coordinator/src/queue/affinity-key.js';
 import { AffinityRouter } from '../services/coordinator/src/queue/affinity-router.js';
 import { CacheHolders } from '../services/coordinator/src/queue/cache-holders.js';
+import { useNatsServer } from './helpers/nats-suite.js';
 import { waitFor } from './helpers/wait-for.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 function config(trialId: string, over: Partial<TrialConfig> = {}): TrialConfig {
   return {
@@ -22,16 +21,7 @@ function config(trialId: string, over: Partial<TrialConfig> = {}): TrialConfig {
 const task = (c: TrialConfig): TrialTaskV1 => ({ v: 1, config: c });
 
 describe('cache-affinity dispatch', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
 
   it('keys trials by the features they need, not by their head hyperparameters', () => {
     const a = affinityKeyOf(config('t1'));
@@ -45,13 +35,13 @@ describe('cache-affinity dispatch', () => {
   });
 
   it('delivers a trial whose key worker A holds to A, others to the shared queue, and forgets a dead holder', async () => {
-    const shared = await TrialQueue.open(nc);
-    const inboxes = await AffinityQueue.open(nc);
-    const holders = await CacheHolders.open(nc, { ttlMs: 1500 });
+    const shared = await TrialQueue.open(suite.nc);
+    const inboxes = await AffinityQueue.open(suite.nc);
+    const holders = await CacheHolders.open(suite.nc, { ttlMs: 1500 });
     const router = new AffinityRouter(shared, inboxes, holders);
     const inboxA = await inboxes.inbox('worker-a');
     const inboxB = await inboxes.inbox('worker-b');
-    const sharedConsumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const sharedConsumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
 
     const held = config('held-1');
     await holders.advertise('worker-a', [affinityKeyOf(held)]);

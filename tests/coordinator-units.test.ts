@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type UnitTask } from '../services/coordinator/src/index.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
+import { useNatsServer } from './helpers/nats-suite.js';
 import { waitFor } from './helpers/wait-for.js';
 
 // 3 depths × 3 learning rates: three units of 3 fusable trials; maxParallel 6 (trials) lets two units go at a time.
@@ -19,22 +18,13 @@ const started = (c: Coordinator, trialId: string, attempt: number) => c.trialSta
 const finished = (c: Coordinator, trialId: string, attempt: number) => c.trialFinished({ trialId, attempt, valAccuracy: 0.5, valLoss: 1, testAccuracy: 0.5, testLoss: 1, epochs: 1, seconds: 1, stopped: false, totalParams: 1, trainableParams: 1, cutLayer: '' });
 
 describe('coordinator: work units on the queue', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
 
   it('queues units (maxParallel counts trials); a redelivered unit skips its finished trials and reruns the others; a restart keeps units', async () => {
-    const c = await Coordinator.start({ nc, queue: { ackWaitMs: 5000 } });
+    const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 5000 } });
     const sweep = await c.submitSweep(SPEC);
     expect(c.counts(sweep.sweepId)).toMatchObject({ queued: 6, pending: 3 });
-    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m1 = (await consumer.next({ expires: 2000 }))!;
     const unit = m1.json<UnitTask>();
     expect(unit.v).toBe(2);
@@ -54,7 +44,7 @@ describe('coordinator: work units on the queue', () => {
     expect((await started(c, b, 2)).action).toBe('CONTINUE');
     expect((await started(c, d, 2)).action).toBe('CONTINUE');
     // A restarted coordinator rebuilds the units and their sequence from KV.
-    const c2 = await Coordinator.start({ nc });
+    const c2 = await Coordinator.start({ nc: suite.nc });
     expect(c2.getTrial(b)).toMatchObject({ unitId: unit.unitId, queueSeq: m1.seq, attempt: 2, status: 'running' });
     await finished(c2, b, 2);
     await finished(c2, d, 2);
@@ -73,9 +63,9 @@ describe('coordinator: work units on the queue', () => {
   });
 
   it('MAX_DELIVERIES fails every unfinished trial of the unit', async () => {
-    const c = await Coordinator.start({ nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
+    const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
     const sweep = await c.submitSweep(SPEC.replace('unfreeze: [0, 6, 13]', 'unfreeze: [0]'));
-    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const m = (await consumer.next({ expires: 2000 }))!;
     const [first, ...rest] = m.json<UnitTask>().configs.map((x) => x.trialId);
     await started(c, first, 1);

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
+import { useNatsServer } from './helpers/nats-suite.js';
 import { waitFor } from './helpers/wait-for.js';
 
 /**
@@ -12,21 +11,12 @@ import { waitFor } from './helpers/wait-for.js';
  * the sweep finish.
  */
 describe('deliveries run out', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
 
   it('marks the trial failed, removes its message, and the sweep finishes', async () => {
-    const c = await Coordinator.start({ nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
+    const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
     const sweep = await c.submitSweep('name: md\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01]\ndropouts: [0.1]');
-    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     for (let delivery = 1; delivery <= 2; delivery++) {
       // A worker takes it, says it started, then vanishes (no ack, no report).
       const m = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, `delivery ${delivery}`);
@@ -40,7 +30,7 @@ describe('deliveries run out', () => {
     await waitFor(() => c.getSweep(sweep.sweepId).finishedAtMs > 0, 5000, 'sweep finished');
     expect(c.getSweep(sweep.sweepId).status).toBe('failed');
     // The message JetStream would otherwise keep in the WorkQueue stream is gone.
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(suite.nc);
     await waitFor(async () => (await jsm.streams.info(TRIAL_STREAM)).state.messages === 0, 5000, 'message removed');
     c.close();
   });

@@ -4,12 +4,11 @@
  * deletes stored models that fell out of the top. Real JetStream and Object
  * Store; made-up results.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import { useNatsServer } from './helpers/nats-suite.js';
 import { jetstream } from '@nats-io/jetstream';
 import { Coordinator, ModelObjects, TRIAL_STREAM, WORKER_CONSUMER, type TrialTask, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import { MODELS_BUCKET } from '../services/worker/src/engine/weights/object-layout.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 const SPEC = `
 name: keep-test
@@ -27,22 +26,13 @@ fuse: false
 const MODEL_JSON = JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['w.bin'], weights: [{ name: 'd/kernel', shape: [2], dtype: 'float32' }] }] });
 
 describe('keeping the top models of a sweep', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
 
   it('asks only a new leader to store its model and deletes the models that fell out of the top', async () => {
-    const c = await Coordinator.start({ nc, queue: { ackWaitMs: 5000 } });
-    const objects = await ModelObjects.open(nc, { create: false });
+    const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 5000 } });
+    const objects = await ModelObjects.open(suite.nc, { create: false });
     const sweep = await c.submitSweep(SPEC);
-    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       const msg = (await consumer.next({ expires: 2000 }))!;
@@ -97,10 +87,10 @@ describe('keeping the top models of a sweep', () => {
   });
 
   it('keeps the top N as new leaders arrive and serves a kept model', async () => {
-    const c = await Coordinator.start({ nc, queue: { ackWaitMs: 5000 } });
-    const objects = await ModelObjects.open(nc, { create: false });
+    const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 5000 } });
+    const objects = await ModelObjects.open(suite.nc, { create: false });
     await c.submitSweep(SPEC.replace('keepModels: 1', 'keepModels: 2').replace('keep-test', 'keep-two'));
-    const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
+    const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       const msg = (await consumer.next({ expires: 2000 }))!;
