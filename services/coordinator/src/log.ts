@@ -1,14 +1,12 @@
 /**
- * Structured logs: one JSON object per line on stderr (stdout stays free for
- * command output), with the service name and any ids the caller binds
- * (`sweepId`, `trialId`, `worker`).
- *
- * The line format is pino's (numeric `level`, `time`, `pid`, `hostname`,
- * `msg`), with an ISO time as pino's `stdTimeFunctions.isoTime` writes it,
- * so pino tooling reads it: `… 2>&1 | npx pino-pretty`. pino itself is not a
- * dependency; this writer is the ~40 lines of it the services need.
+ * Structured logs with pino: one JSON object per line on stderr (stdout
+ * stays free for command output) — numeric `level`, ISO `time`, `pid`,
+ * `hostname`, `service`, `msg` — plus any ids the caller binds (`sweepId`,
+ * `trialId`, `worker`). Read them with `… 2>&1 | npx pino-pretty`.
+ * The services see only the small `Logger` interface below.
  */
 import { hostname } from 'node:os';
+import { pino, stdTimeFunctions, type Logger as PinoLogger } from 'pino';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -37,21 +35,28 @@ export function createLogger(
   sink: LogSink = (line) => process.stderr.write(line + '\n'),
   level: LogLevel = 'info',
 ): Logger {
-  const min = LOG_LEVEL_VALUES[level];
-  const host = hostname();
-  const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    const value = LOG_LEVEL_VALUES[lvl];
-    if (value < min) return;
-    const rec: Record<string, unknown> = { level: value, time: new Date().toISOString(), pid: process.pid, hostname: host, service, msg, ...base, ...fields };
-    for (const [k, v] of Object.entries(rec)) if (v instanceof Error) rec[k] = v.message;
-    sink(JSON.stringify(rec));
-  };
+  const root = pino(
+    { level, base: { pid: process.pid, hostname: hostname(), service }, timestamp: stdTimeFunctions.isoTime },
+    // A synchronous stream: a crash right after a log call must not lose the line.
+    { write: (line: string) => sink(line.endsWith('\n') ? line.slice(0, -1) : line) },
+  );
+  return wrap(root.child(plain(base)));
+}
+
+/** Errors become their message: a log line names what happened, not a stack of internals. */
+function plain(fields: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields ?? {})) out[k] = v instanceof Error ? v.message : v;
+  return out;
+}
+
+function wrap(p: PinoLogger): Logger {
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (f) => createLogger(service, { ...base, ...f }, sink, level),
+    debug: (m, f) => p.debug(plain(f), m),
+    info: (m, f) => p.info(plain(f), m),
+    warn: (m, f) => p.warn(plain(f), m),
+    error: (m, f) => p.error(plain(f), m),
+    child: (f) => wrap(p.child(plain(f))),
   };
 }
 
