@@ -65,8 +65,10 @@ describe('bench:sweep sharing knobs', () => {
     const parsedFull = parseSweepSpec(JSON.stringify(full));
     expect(parsedNaive.scheduler.kind).toBe('fifo');
     expect(parsedFull.scheduler.kind).toBe('asha');
-    const { name: _a, scheduler: _b, ...restNaive } = naive;
-    const { name: _c, scheduler: _d, ...restFull } = full;
+    expect(parsedNaive.fuse).toBeNull();
+    expect(parsedFull.fuse).not.toBeNull();
+    const { name: _a, scheduler: _b, fuse: _e, ...restNaive } = naive;
+    const { name: _c, scheduler: _d, fuse: _f, ...restFull } = full;
     expect(restFull).toEqual(restNaive);
   });
 });

@@ -19,9 +19,9 @@ export interface SharingKnob {
   /** The variable or field name. */
   key: string;
   /** Its value in the naive run (every trial alone). */
-  off: (o: SweepBenchOptions) => string | Record<string, unknown>;
+  off: (o: SweepBenchOptions) => string | boolean | Record<string, unknown>;
   /** Its value in the full run. */
-  on: (o: SweepBenchOptions) => string | Record<string, unknown>;
+  on: (o: SweepBenchOptions) => string | boolean | Record<string, unknown>;
 }
 
 export const SHARING_KNOBS: readonly SharingKnob[] = [
@@ -32,6 +32,30 @@ export const SHARING_KNOBS: readonly SharingKnob[] = [
     key: 'TLSWEEP_FEATURE_MEMO_MB',
     off: () => '0',
     on: () => '512',
+  },
+  {
+    name: 'featureCache',
+    doc: 'frozen-prefix features on local disk and in the NATS Object Store, so any worker reuses what another computed',
+    kind: 'worker-env',
+    key: 'TLSWEEP_FEATURE_CACHE_MB',
+    off: () => '0',
+    on: () => '4096',
+  },
+  {
+    name: 'sharedFeatureStore',
+    doc: 'the NATS Object Store tier of the feature cache (bucket tlsweep-features)',
+    kind: 'worker-env',
+    key: 'TLSWEEP_FEATURE_STORE_MB',
+    off: () => '0',
+    on: () => '8192',
+  },
+  {
+    name: 'fusedTrials',
+    doc: 'the planner groups trials that share frozen features into work units; trials differing only in learning rate, dropout or head units train fused in one pass',
+    kind: 'spec',
+    key: 'fuse',
+    off: () => false,
+    on: () => ({ maxTrials: 8 }),
   },
   {
     name: 'earlyStopping',

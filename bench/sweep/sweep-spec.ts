@@ -29,7 +29,8 @@ export function benchSweepSpec(name: string, o: SweepBenchOptions, knobFields: R
     seed: o.seed,
     search: 'grid',
     // Two per worker: a worker never waits for the coordinator to queue its next trial.
-    maxParallel: 2 * o.workers,
+    // Enough slots that a work unit (at most half of maxParallel) can hold a whole fusable group (lr × dropout).
+    maxParallel: Math.max(2 * o.workers, 2 * o.learningRates.length * o.dropouts.length),
     split: BENCH_SPLIT,
     ...knobFields,
   };
