@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, parseSweepSpec, SPEC_DEFAULTS } from '../services/coordinator/src/index.js';
 import { RECIPE_DEFAULTS } from '../services/worker/src/engine/recipe-options.js';
@@ -143,6 +144,9 @@ gradualUnfreeze: { everyEpochs: 1 }
     expect(big.field).toBe('dataset.perClass');
     expect(big.message).toMatch(/test: official.*795/);
     expect(() => parseSweepSpec(good.replace('perClass: 10', 'perClass: 5200, test: official'))).not.toThrow();
+    // The bench:fmnist spec is valid and uses the official test set.
+    const bench = parseSweepSpec(readFileSync(new URL('../examples/fmnist-90.yaml', import.meta.url), 'utf8'));
+    expect(bench.datasets).toEqual([{ kind: 'fashion-mnist', perClass: 1000, test: 'official' }]);
     // Without test: official the whole class may be sampled.
     expect(() => parseSweepSpec(good.replace('perClass: 10', 'perClass: 6000'))).not.toThrow();
   });
