@@ -13,7 +13,7 @@ import {
   parseIdx,
   readIdxFile,
 } from '../services/worker/src/data/fashion-mnist.js';
-import { disposeDataset, loadDataset } from '../services/worker/src/data/load-dataset.js';
+import { datasetCacheKey, disposeDataset, loadDataset, loadRawDataset, materializeDataset } from '../services/worker/src/data/load-dataset.js';
 
 /** Builds an IDX buffer: magic 00 00 type ndims, big-endian dims, big-endian data. */
 function idx(type: number, dims: number[], values: number[]): Buffer {
@@ -117,6 +117,56 @@ describe('Fashion-MNIST loader', () => {
     );
   });
 
+  it('test: official uses every official test image, perClass training images and validation from other training images', async () => {
+    const fm = join(dir, 'tiny-fm-official');
+    await mkdir(fm);
+    // Training file: 10 classes × 6 images, pixel value = image number (identifies it); test file: 20 images, values 100 + k.
+    const n = 60;
+    const labels = Array.from({ length: n }, (_, i) => i % 10);
+    await writeFile(join(fm, 'train-images-idx3-ubyte.gz'), gzipSync(idx(0x08, [n, 2, 2], labels.flatMap((_, i) => [i, i, i, i]))));
+    await writeFile(join(fm, 'train-labels-idx1-ubyte.gz'), gzipSync(idx(0x08, [n], labels)));
+    const testLabels = Array.from({ length: 20 }, (_, k) => (3 * k) % 10);
+    await writeFile(join(fm, 't10k-images-idx3-ubyte.gz'), gzipSync(idx(0x08, [20, 2, 2], testLabels.flatMap((_, k) => Array<number>(4).fill(100 + k)))));
+    await writeFile(join(fm, 't10k-labels-idx1-ubyte.gz'), gzipSync(idx(0x08, [20], testLabels)));
+
+    const spec = { kind: 'fashion-mnist' as const, dir: fm, perClass: 2, test: 'official' as const };
+    const raw = await loadRawDataset(spec);
+    expect(raw.source).toContain('t10k-images-idx3-ubyte');
+    // valFraction 0.5 → round(2 × 0.5) = 1 validation image per class.
+    const d = materializeDataset(raw, { imageSize: [2, 2], split: { valFraction: 0.5, testFraction: 0.3, seed: 5 } });
+    const ids = (part: typeof d.train) => Array.from(part.x.dataSync().filter((_, i) => i % 12 === 0), (v) => Math.round(v * 255));
+    const [train, val, test] = [ids(d.train), ids(d.val), ids(d.test)];
+    expect([train.length, val.length, test.length]).toEqual([20, 10, 20]);
+    // Every official test image, with its own label; none of them elsewhere.
+    expect([...test].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, k) => 100 + k));
+    Array.from(d.test.y.dataSync()).forEach((c, i) => expect(c).toBe(testLabels[test[i] - 100]));
+    // Train and val: training-file images of the right class, disjoint, stratified.
+    for (const [part, got, per] of [[d.train, train, 2], [d.val, val, 1]] as const) {
+      const ys = Array.from(part.y.dataSync());
+      got.forEach((id, i) => {
+        expect(id).toBeLessThan(n);
+        expect(ys[i]).toBe(labels[id]);
+      });
+      expect(ys.filter((c) => c === 4)).toHaveLength(per);
+    }
+    expect(new Set([...train, ...val]).size).toBe(30);
+    // The training images are exactly those of test: split at the same perClass.
+    const splitRaw = await loadFashionMnistRaw({ kind: 'fashion-mnist', dir: fm, perClass: 2 });
+    expect(splitRaw.images.map((im) => im.data[0]).sort((a, b) => a - b)).toEqual([...train].sort((a, b) => a - b));
+    disposeDataset(d);
+
+    // The cache key tells the two test sources apart; absent and 'split' are one key.
+    expect(datasetCacheKey(spec)).not.toBe(datasetCacheKey({ ...spec, test: 'split' }));
+    expect(datasetCacheKey({ ...spec, test: 'split' })).toBe(datasetCacheKey({ kind: 'fashion-mnist', dir: fm, perClass: 2 }));
+
+    // perClass 4 of 6: at most 2 images left for validation; round(4 × 0.75) = 3 do not fit.
+    const tight = await loadRawDataset({ ...spec, perClass: 4 });
+    expect(() => materializeDataset(tight, { imageSize: [2, 2], split: { valFraction: 0.75, testFraction: 0.1, seed: 1 } })).toThrow(
+      /dataset\.perClass: .* perClass \(4\) \+ .*split\.valFraction \(3\)/,
+    );
+    await expect(loadRawDataset({ ...spec, test: 'all' as never })).rejects.toThrow(/dataset\.test: expected 'split' or 'official'/);
+  });
+
   it('reports a missing directory and missing files', async () => {
     const missing = join(dir, 'no-such-dir');
     await expect(loadFashionMnistRaw({ kind: 'fashion-mnist', dir: missing })).rejects.toMatchObject({
@@ -166,5 +216,17 @@ describe('Fashion-MNIST loader', () => {
     expect(px[1]).toBe(px[2]);
     disposeDataset(d);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.skipIf(!existsSync(DEFAULT_FASHION_MNIST_DIR))('loads the real official test set with test: official', async () => {
+    const d = await loadDataset({ kind: 'fashion-mnist', perClass: 20, test: 'official' }, {
+      imageSize: [4, 4],
+      split: { valFraction: 0.25, testFraction: 0.15, seed: 3 },
+    });
+    expect([d.train.y.shape[0], d.val.y.shape[0], d.test.y.shape[0]]).toEqual([200, 50, 10000]);
+    const counts = new Array(10).fill(0);
+    for (const c of d.test.y.dataSync()) counts[c]++;
+    expect(counts).toEqual(new Array(10).fill(1000)); // the official test set: 1,000 per class
+    disposeDataset(d);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, parseSweepSpec, SPEC_DEFAULTS } from '../services/coordinator/src/index.js';
 import { RECIPE_DEFAULTS } from '../services/worker/src/engine/recipe-options.js';
@@ -129,6 +130,25 @@ gradualUnfreeze: { everyEpochs: 1 }
     expect(violation(good.replace('{ kind: fashion-mnist, perClass: 10 }', '{ kind: imagenet }')).field).toBe('dataset.kind');
     expect(violation(good.replace('{ kind: fashion-mnist, perClass: 10 }', '{ kind: folder }')).field).toBe('dataset.path');
     expect(violation(good.replace('perClass: 10', 'perClass: 7000')).field).toBe('dataset.perClass');
+  });
+
+  it('accepts fashion-mnist test: official and refuses a bad test source or a too-large perClass for it', () => {
+    const official = parseSweepSpec(good.replace('perClass: 10', 'perClass: 1000, test: official'));
+    expect(official.datasets).toEqual([{ kind: 'fashion-mnist', perClass: 1000, test: 'official' }]);
+    expect(parseSweepSpec(good.replace('perClass: 10', 'perClass: 10, test: split')).datasets[0]).toMatchObject({ test: 'split' });
+    const bad = violation(good.replace('perClass: 10', 'perClass: 10, test: t10k'));
+    expect(bad.field).toBe('dataset.test');
+    expect(bad.message).toContain('official');
+    // 6000 per class: 5300 + round(5300 × 0.15) = 6095 do not fit, 5200 + 780 do.
+    const big = violation(good.replace('perClass: 10', 'perClass: 5300, test: official'));
+    expect(big.field).toBe('dataset.perClass');
+    expect(big.message).toMatch(/test: official.*795/);
+    expect(() => parseSweepSpec(good.replace('perClass: 10', 'perClass: 5200, test: official'))).not.toThrow();
+    // The bench:fmnist spec is valid and uses the official test set.
+    const bench = parseSweepSpec(readFileSync(new URL('../examples/fmnist-90.yaml', import.meta.url), 'utf8'));
+    expect(bench.datasets).toEqual([{ kind: 'fashion-mnist', perClass: 1000, test: 'official' }]);
+    // Without test: official the whole class may be sampled.
+    expect(() => parseSweepSpec(good.replace('perClass: 10', 'perClass: 6000'))).not.toThrow();
   });
 
   it('rejects what is not a mapping, and broken YAML', () => {

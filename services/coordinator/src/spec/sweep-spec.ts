@@ -255,7 +255,7 @@ export interface TrialConfig {
 export function datasetLabel(d: DatasetSpec): string {
   switch (d.kind) {
     case 'fashion-mnist':
-      return `fashion-mnist:${d.perClass ?? 100}/class`;
+      return `fashion-mnist:${d.perClass ?? 100}/class${d.test === 'official' ? '+t10k' : ''}`;
     case 'folder':
       return `folder:${d.path}`;
     case 'synthetic':

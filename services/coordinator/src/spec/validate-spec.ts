@@ -141,6 +141,7 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
       if (valFraction !== undefined && testFraction !== undefined) split = { valFraction, testFraction };
     }
   }
+  datasets.forEach((d, i) => checkOfficialTestPool(d, Array.isArray(o.dataset) ? `dataset[${i}]` : 'dataset', split.valFraction, v));
 
   const weights = validateWeights(o.weights, backbones, v);
   const keepModels = opt(o, 'keepModels', SPEC_DEFAULTS.keepModels as number, (x, f) => int(x, f, v, 0, 100, 'an integer in 0..100 (0 keeps no model)'));
@@ -236,7 +237,7 @@ function validateDataset(d: unknown, field: string, v: FieldViolation[]): Datase
   }
   const o = d as Record<string, unknown>;
   const allowed: Record<string, string[]> = {
-    'fashion-mnist': ['kind', 'dir', 'perClass'],
+    'fashion-mnist': ['kind', 'dir', 'perClass', 'test'],
     folder: ['kind', 'path', 'perClass'],
     synthetic: ['kind', 'classes', 'perClass', 'seed'],
   };
@@ -253,8 +254,16 @@ function validateDataset(d: unknown, field: string, v: FieldViolation[]): Datase
     case 'fashion-mnist': {
       if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir === '')) v.push({ field: `${field}.dir`, message: 'must be a non-empty path' });
       if (perClass !== undefined && perClass > 6000) v.push({ field: `${field}.perClass`, message: 'Fashion-MNIST has 6000 training images per class; allowed 1..6000' });
+      if (o.test !== undefined && o.test !== 'split' && o.test !== 'official') {
+        v.push({ field: `${field}.test`, message: `must be split (drawn from the perClass sample by split.testFraction) or official (the 10,000 official test images); got ${JSON.stringify(o.test)}` });
+      }
       if (v.length > before) return undefined;
-      return { kind: 'fashion-mnist', ...(o.dir !== undefined ? { dir: o.dir as string } : {}), ...(perClass !== undefined ? { perClass } : {}) };
+      return {
+        kind: 'fashion-mnist',
+        ...(o.dir !== undefined ? { dir: o.dir as string } : {}),
+        ...(perClass !== undefined ? { perClass } : {}),
+        ...(o.test !== undefined ? { test: o.test as 'split' | 'official' } : {}),
+      };
     }
     case 'folder': {
       if (typeof o.path !== 'string' || o.path === '') v.push({ field: `${field}.path`, message: 'required: a directory of class sub-folders of PNG/JPEG images' });
@@ -272,6 +281,24 @@ function validateDataset(d: unknown, field: string, v: FieldViolation[]): Datase
         ...(seed !== undefined ? { seed } : {}),
       };
     }
+  }
+}
+
+/**
+ * With `test: official` validation comes from training images beyond the
+ * `perClass` sample (see FashionMnistDatasetSpec.test): a class has 6000, so
+ * perClass plus its validation images must fit.
+ */
+function checkOfficialTestPool(d: DatasetSpec, field: string, valFraction: number, v: FieldViolation[]): void {
+  if (d.kind !== 'fashion-mnist' || d.test !== 'official') return;
+  const perClass = d.perClass ?? 100;
+  const valPerClass = Math.max(1, Math.round(perClass * valFraction));
+  if (perClass + valPerClass > 6000) {
+    v.push({
+      field: `${field}.perClass`,
+      message: `with test: official, validation takes perClass × split.valFraction = ${valPerClass} further training images per class, ` +
+        `and Fashion-MNIST has 6000 per class; allowed perClass + ${valPerClass} <= 6000, got ${perClass}`,
+    });
   }
 }
 

@@ -13,7 +13,22 @@ export interface FashionMnistDatasetSpec {
   dir?: string;
   /** Images drawn per class (stratified) from the official training set. @default 100 */
   perClass?: number;
+  /**
+   * Where the test split comes from.
+   * - `split`: drawn from the `perClass` sample by `split.testFraction`
+   *   (stratified, seeded), as for every other dataset.
+   * - `official`: all 10,000 images of the official test files (`t10k-*`).
+   *   Then all `perClass` images per class are training images, and the
+   *   validation split is `round(perClass × split.valFraction)` further images
+   *   per class drawn from the rest of the official training set (disjoint
+   *   from the training images); `split.testFraction` is not used.
+   * @default 'split'
+   */
+  test?: FashionMnistTestSource;
 }
+
+/** @see FashionMnistDatasetSpec.test */
+export type FashionMnistTestSource = 'split' | 'official';
 
 /** A folder of class sub-folders of PNG/JPEG images (Keras flow_from_directory layout). */
 export interface FolderDatasetSpec {

@@ -167,28 +167,26 @@ async function findIdxFile(dir: string, base: string): Promise<string> {
   );
 }
 
-/**
- * Loads a stratified sample of `perClass` images per class from the official
- * Fashion-MNIST training file. The draw is deterministic (one fixed-seed
- * stream per class, so a smaller `perClass` draws a subset of a larger one);
- * which images land in train/val/test is decided later by the split seed.
- * Images are 28×28, 1 channel; output is class-major.
- *
- * @throws DatasetError DATASET_NOT_FOUND (dir or files missing),
- *   DATASET_INVALID (bad perClass, malformed files, too few images of a class).
- */
-export async function loadFashionMnistRaw(spec: FashionMnistDatasetSpec): Promise<RawDataset> {
-  const dir = spec.dir ?? DEFAULT_FASHION_MNIST_DIR;
-  if (typeof dir !== 'string' || dir === '') {
-    throw new DatasetError('DATASET_INVALID', `dataset.dir: expected a directory path, got ${JSON.stringify(dir)}`);
-  }
-  const perClass = intField(spec.perClass, 'dataset.perClass', DEFAULT_FASHION_MNIST_PER_CLASS, 1);
-  await assertDirectory(dir, 'dataset.dir');
+/** Base names (without `.gz`) of the official test files. */
+export const FASHION_MNIST_TEST_FILES = {
+  images: 't10k-images-idx3-ubyte',
+  labels: 't10k-labels-idx1-ubyte',
+} as const;
 
-  const imagesPath = await findIdxFile(dir, FASHION_MNIST_TRAIN_FILES.images);
-  const labelsPath = await findIdxFile(dir, FASHION_MNIST_TRAIN_FILES.labels);
+/** One IDX image file with its label file, checked against each other. */
+interface IdxImageSet {
+  imagesPath: string;
+  rows: number;
+  cols: number;
+  /** n × rows × cols bytes. */
+  pixels: Uint8Array;
+  labels: ArrayLike<number>;
+}
+
+async function readImageSet(dir: string, files: { images: string; labels: string }): Promise<IdxImageSet> {
+  const imagesPath = await findIdxFile(dir, files.images);
+  const labelsPath = await findIdxFile(dir, files.labels);
   const [images, labels] = await Promise.all([readIdxFile(imagesPath), readIdxFile(labelsPath)]);
-
   if (images.dtype !== 'uint8' || images.dims.length !== 3) {
     throw new DatasetError(
       'DATASET_INVALID',
@@ -206,48 +204,106 @@ export async function loadFashionMnistRaw(spec: FashionMnistDatasetSpec): Promis
     throw new DatasetError('DATASET_INVALID', `${labelsPath}: expected ${n} labels (one per image in ${imagesPath}), got ${labels.dims[0]}`);
   }
   const numClasses = FASHION_MNIST_CLASSES.length;
-  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   for (let i = 0; i < n; i++) {
-    const c = labels.data[i];
-    if (c >= numClasses) {
-      throw new DatasetError('DATASET_INVALID', `${labelsPath}: label ${c} of image ${i} is outside [0, ${numClasses})`);
+    if (labels.data[i] >= numClasses) {
+      throw new DatasetError('DATASET_INVALID', `${labelsPath}: label ${labels.data[i]} of image ${i} is outside [0, ${numClasses})`);
     }
-    byClass[c].push(i);
   }
+  return { imagesPath, rows, cols, pixels: images.data as Uint8Array, labels: labels.data };
+}
 
-  const pixels = rows * cols;
-  const imageData = images.data as Uint8Array;
+function imageAt(set: IdxImageSet, k: number): RawImage {
+  const px = set.rows * set.cols;
+  return { width: set.cols, height: set.rows, channels: 1, data: set.pixels.slice(k * px, (k + 1) * px) };
+}
+
+/**
+ * Loads a stratified sample of `perClass` images per class from the official
+ * Fashion-MNIST training file. The draw is deterministic (one fixed-seed
+ * stream per class, so a smaller `perClass` draws a subset of a larger one);
+ * which images land in train/val/test is decided later by the split seed.
+ * Images are 28×28, 1 channel; output is class-major.
+ *
+ * With `test: 'official'` the same stream continues past `perClass` for up to
+ * `perClass` more images per class (the pool validation is drawn from, see
+ * {@link presplitIndices}), and all images of the official test files follow;
+ * `presplit` records which is which. The training images are then exactly
+ * those of `test: 'split'` at the same `perClass`.
+ *
+ * @throws DatasetError DATASET_NOT_FOUND (dir or files missing),
+ *   DATASET_INVALID (bad perClass or test, malformed files, too few images of a class).
+ */
+export async function loadFashionMnistRaw(spec: FashionMnistDatasetSpec): Promise<RawDataset> {
+  const dir = spec.dir ?? DEFAULT_FASHION_MNIST_DIR;
+  if (typeof dir !== 'string' || dir === '') {
+    throw new DatasetError('DATASET_INVALID', `dataset.dir: expected a directory path, got ${JSON.stringify(dir)}`);
+  }
+  const perClass = intField(spec.perClass, 'dataset.perClass', DEFAULT_FASHION_MNIST_PER_CLASS, 1);
+  const test = spec.test ?? 'split';
+  if (test !== 'split' && test !== 'official') {
+    throw new DatasetError('DATASET_INVALID', `dataset.test: expected 'split' or 'official', got ${JSON.stringify(test)}`);
+  }
+  await assertDirectory(dir, 'dataset.dir');
+  const train = await readImageSet(dir, FASHION_MNIST_TRAIN_FILES);
+
+  const numClasses = FASHION_MNIST_CLASSES.length;
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  for (let i = 0; i < train.labels.length; i++) byClass[train.labels[i]].push(i);
+
   const out: RawImage[] = [];
   const outLabels: number[] = [];
+  const poolByClass: number[][] = [];
   for (let c = 0; c < numClasses; c++) {
     const idx = byClass[c];
     if (idx.length === 0) {
-      throw new DatasetError('DATASET_EMPTY_CLASS', `dataset: class '${FASHION_MNIST_CLASSES[c]}' has 0 images in ${imagesPath}`);
+      throw new DatasetError('DATASET_EMPTY_CLASS', `dataset: class '${FASHION_MNIST_CLASSES[c]}' has 0 images in ${train.imagesPath}`);
     }
     if (idx.length < perClass) {
       throw new DatasetError(
         'DATASET_INVALID',
-        `dataset.perClass: expected at most ${idx.length} (images of class '${FASHION_MNIST_CLASSES[c]}' in ${imagesPath}), got ${perClass}`,
+        `dataset.perClass: expected at most ${idx.length} (images of class '${FASHION_MNIST_CLASSES[c]}' in ${train.imagesPath}), got ${perClass}`,
       );
     }
-    // Partial Fisher–Yates: the first perClass entries become the sample.
+    // Validation may take at most perClass × valFraction < perClass further images.
+    const draw = test === 'official' ? Math.min(idx.length, 2 * perClass) : perClass;
+    const pool: number[] = [];
+    // Partial Fisher–Yates: the first `draw` entries become the sample.
     const rng = mulberry32(deriveSeed(0, 'fashion-mnist', c));
-    for (let i = 0; i < perClass; i++) {
+    for (let i = 0; i < draw; i++) {
       const j = i + randInt(rng, idx.length - i);
       const t = idx[i];
       idx[i] = idx[j];
       idx[j] = t;
-      const k = idx[i];
-      out.push({ width: cols, height: rows, channels: 1, data: imageData.slice(k * pixels, (k + 1) * pixels) });
+      pool.push(out.length);
+      out.push(imageAt(train, idx[i]));
       outLabels.push(c);
     }
+    poolByClass.push(pool);
+  }
+  if (test === 'split') {
+    return {
+      classNames: [...FASHION_MNIST_CLASSES],
+      images: out,
+      labels: outLabels,
+      skippedImages: 0,
+      source: `fashion-mnist:${train.imagesPath} (perClass=${perClass})`,
+    };
+  }
+
+  const official = await readImageSet(dir, FASHION_MNIST_TEST_FILES);
+  const testIdx: number[] = [];
+  for (let k = 0; k < official.labels.length; k++) {
+    testIdx.push(out.length);
+    out.push(imageAt(official, k));
+    outLabels.push(official.labels[k]);
   }
   return {
     classNames: [...FASHION_MNIST_CLASSES],
     images: out,
     labels: outLabels,
     skippedImages: 0,
-    source: `fashion-mnist:${imagesPath} (perClass=${perClass})`,
+    source: `fashion-mnist:${train.imagesPath} (perClass=${perClass}) + ${official.imagesPath} (test, ${testIdx.length} images)`,
+    presplit: { trainPerClass: perClass, poolByClass, test: testIdx },
   };
 }
 

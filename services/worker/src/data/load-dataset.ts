@@ -4,7 +4,7 @@ import type { DatasetSpec, SplitOptions } from './dataset-spec.js';
 import { DatasetError } from './errors.js';
 import { DEFAULT_FASHION_MNIST_DIR, DEFAULT_FASHION_MNIST_PER_CLASS, loadFashionMnistRaw } from './fashion-mnist.js';
 import { loadImageFolderRaw } from './image-folder.js';
-import { stratifiedSplit, validateSplitOptions } from './split.js';
+import { presplitIndices, stratifiedSplit, validateSplitOptions, type Presplit } from './split.js';
 import {
   DEFAULT_SYNTHETIC_CLASSES,
   DEFAULT_SYNTHETIC_PER_CLASS,
@@ -56,6 +56,8 @@ export interface RawDataset {
   labels: number[];
   skippedImages: number;
   source: string;
+  /** Set when the source fixes the split (Fashion-MNIST `test: official`); else it is drawn by stratifiedSplit. */
+  presplit?: Presplit;
 }
 
 const KINDS = ['fashion-mnist', 'folder', 'synthetic'] as const;
@@ -152,7 +154,7 @@ export function materializeSplit(raw: RawDataset, indices: readonly number[], im
 /** Splits (stratified, seeded) and materializes a raw dataset. Does not modify `raw`. */
 export function materializeDataset(raw: RawDataset, opts: LoadDatasetOptions): LoadedDataset {
   const imageSize = validateImageSize(opts.imageSize);
-  const idx = stratifiedSplit(raw.labels, raw.classNames.length, opts.split);
+  const idx = raw.presplit ? presplitIndices(raw.presplit, opts.split) : stratifiedSplit(raw.labels, raw.classNames.length, opts.split);
   const made: DatasetSplit[] = [];
   try {
     for (const part of [idx.train, idx.val, idx.test]) made.push(materializeSplit(raw, part, imageSize));
@@ -215,6 +217,8 @@ export function datasetCacheKey(spec: DatasetSpec): string {
         ...spec,
         dir: resolve(spec.dir ?? DEFAULT_FASHION_MNIST_DIR),
         perClass: spec.perClass ?? DEFAULT_FASHION_MNIST_PER_CLASS,
+        // Absent and the default 'split' load the same images: one key.
+        test: spec.test === 'split' ? undefined : spec.test,
       });
     case 'folder':
       return sortedJson({ ...spec, path: typeof spec.path === 'string' ? resolve(spec.path) : spec.path });

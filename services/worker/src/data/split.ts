@@ -84,3 +84,51 @@ export function stratifiedSplit(labels: ArrayLike<number>, numClasses: number, o
   shuffleInPlace(out.test, rng);
   return out;
 }
+
+/**
+ * A split fixed by the data source rather than drawn from one pool
+ * (Fashion-MNIST with `test: official`): indices into the dataset's images.
+ */
+export interface Presplit {
+  /** The whole test split, e.g. the official test files. */
+  test: number[];
+  /**
+   * Per class, training-pool images in draw order: the first `trainPerClass`
+   * are training images, validation takes the next ones.
+   */
+  poolByClass: number[][];
+  trainPerClass: number;
+}
+
+/**
+ * Splits a {@link Presplit}: per class, the first `trainPerClass` pool images
+ * go to train and the next `round(trainPerClass × valFraction)` (at least 1
+ * when valFraction > 0) to val; test is `presplit.test`. `testFraction` is
+ * not used. Each split is shuffled with a mulberry32 stream seeded by
+ * `opts.seed`, so classes are interleaved; membership does not depend on it.
+ *
+ * @throws DatasetError DATASET_INVALID when a class's pool is too small for
+ *   its validation images.
+ */
+export function presplitIndices(presplit: Presplit, opts: SplitOptions): SplitIndices {
+  validateSplitOptions(opts);
+  const { trainPerClass } = presplit;
+  const valPerClass = opts.valFraction > 0 ? Math.max(1, Math.round(trainPerClass * opts.valFraction)) : 0;
+  const out: SplitIndices = { train: [], val: [], test: [...presplit.test] };
+  presplit.poolByClass.forEach((pool, c) => {
+    if (pool.length < trainPerClass + valPerClass) {
+      throw new DatasetError(
+        'DATASET_INVALID',
+        `dataset.perClass: class ${c} has ${pool.length} training images, fewer than perClass (${trainPerClass}) + ` +
+          `perClass × split.valFraction (${valPerClass}) for validation; lower perClass or split.valFraction`,
+      );
+    }
+    out.train.push(...pool.slice(0, trainPerClass));
+    out.val.push(...pool.slice(trainPerClass, trainPerClass + valPerClass));
+  });
+  const rng = mulberry32(opts.seed);
+  shuffleInPlace(out.train, rng);
+  shuffleInPlace(out.val, rng);
+  shuffleInPlace(out.test, rng);
+  return out;
+}
