@@ -18,7 +18,7 @@ export async function seedStoredTrials(nc: NatsConnection, count: number, epochs
   let done = 0;
   for (let s = 0; done < count; s++) {
     const n = Math.min(10_000, count - done);
-    const spec = parseSweepSpec(seedSpec(s, n, epochs), { allowNoopBackbone: true });
+    const spec = parseSweepSpec(noopSweepSpec({ name: `bench-control-stored-${s}`, trials: n, epochs }), { allowNoopBackbone: true });
     const sweepId = newSweepId();
     const now = Date.now();
     const sweep: SweepRecord = { sweepId, spec, status: 'completed', trialCount: n, reason: '', createdAtMs: now, finishedAtMs: now };
@@ -41,17 +41,24 @@ export async function seedStoredTrials(nc: NatsConnection, count: number, epochs
   return done;
 }
 
-function seedSpec(s: number, n: number, epochs: number): string {
+/**
+ * A random-search sweep on the noop backbone (benchmark mode): `trials`
+ * trials of `epochs` head epochs. `parallel` and `fuse` as the spec fields;
+ * absent: the spec defaults.
+ */
+export function noopSweepSpec(o: { name: string; trials: number; epochs: number; parallel?: number; fuse?: boolean }): string {
   return `
-name: bench-control-stored-${s}
+name: ${o.name}
 dataset: { kind: synthetic, classes: 2, perClass: 1 }
 backbones: [noop]
 unfreeze: [0]
 learningRates: { min: 0.0001, max: 0.1, log: true }
 dropouts: { min: 0, max: 0.5 }
 search: random
-maxTrials: ${n}
-headEpochs: ${epochs}
+maxTrials: ${o.trials}
+headEpochs: ${o.epochs}
+${o.parallel === undefined ? '' : `maxParallel: ${o.parallel}`}
+${o.fuse === undefined ? '' : `fuse: ${o.fuse ? '{ maxTrials: 8 }' : 'false'}`}
 `;
 }
 

@@ -42,7 +42,7 @@ import { TlsweepClient } from '../services/sweeper/src/client.js';
 import { COORDINATOR_MAIN, WORKER_MAIN, spawnService, type ManagedProcess } from '../services/sweeper/src/local-cluster.js';
 import { startNatsServer } from '../services/sweeper/src/nats-server.js';
 import { Reporter } from '../services/worker/src/runner/reporter.js';
-import { seedStoredTrials } from './control-plane-seed.js';
+import { noopSweepSpec, seedStoredTrials } from './control-plane-seed.js';
 
 const quick = process.argv.includes('--quick');
 function arg(name: string, full: number, small: number): number {
@@ -114,7 +114,7 @@ try {
 
   // 4. The sweep.
   t0 = performance.now();
-  const sweep = await client.submit(noopSpec('bench-control', TRIALS, EPOCHS, PARALLEL));
+  const sweep = await client.submit(noopSweepSpec({ name: 'bench-control', trials: TRIALS, epochs: EPOCHS, parallel: PARALLEL, fuse: true }));
   const submitMs = performance.now() - t0;
   say(`submitted sweep ${sweep.sweepId}: ${TRIALS} trials × ${EPOCHS} epochs, maxParallel ${PARALLEL} (submit took ${submitMs.toFixed(0)} ms)`);
   for (;;) {
@@ -187,21 +187,6 @@ try {
   if (!keepLogs) rmSync(logDir, { recursive: true, force: true });
 }
 
-function noopSpec(name: string, trials: number, epochs: number, parallel: number, fuse = true): string {
-  return `
-name: ${name}
-fuse: ${fuse ? '{ maxTrials: 8 }' : 'false'}
-dataset: { kind: synthetic, classes: 2, perClass: 1 }
-backbones: [noop]
-unfreeze: [0]
-learningRates: { min: 0.0001, max: 0.1, log: true }
-dropouts: { min: 0, max: 0.5 }
-search: random
-maxTrials: ${trials}
-headEpochs: ${epochs}
-maxParallel: ${parallel}
-`;
-}
 
 /**
  * INGEST_TRIALS trials taken straight from the queue by this process, each
@@ -210,7 +195,7 @@ maxParallel: ${parallel}
  */
 async function ingestPhase(nc: import('@nats-io/transport-node').NatsConnection, client: TlsweepClient, address: string) {
   // One trial per message: this phase plays the workers itself and reads v1 messages.
-  const s = await client.submit(noopSpec('bench-control-ingest', INGEST_TRIALS, INGEST_EPOCHS, INGEST_TRIALS, false));
+  const s = await client.submit(noopSweepSpec({ name: 'bench-control-ingest', trials: INGEST_TRIALS, epochs: INGEST_EPOCHS, parallel: INGEST_TRIALS, fuse: false }));
   const consumer = await jetstream(nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
   const msgs = [];
   while (msgs.length < INGEST_TRIALS) {

@@ -1,10 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Coordinator } from '../services/coordinator/src/index.js';
+import { describe, expect, it } from 'vitest';
+import { useCoordinators, useNatsServer } from './helpers/nats-suite.js';
 import { trialToPb } from '../services/coordinator/src/grpc/convert.js';
 import { leaderboardTable, toRow } from '../services/sweeper/src/format.js';
 import { Trial } from '../proto/generated/tlsweep/v1/tlsweep.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 // Four head-only trials of 3 epochs; ASHA rungs at epochs 1 and 3 (maxT defaults to 3).
 const spec = `
@@ -25,23 +23,8 @@ const finished = (trialId: string, epochs: number, stopped: boolean, valAccuracy
 });
 
 describe('coordinator with an ASHA sweep', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  const coordinators: Coordinator[] = [];
-  const start = async () => {
-    const c = await Coordinator.start({ nc });
-    coordinators.push(c);
-    return c;
-  };
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    for (const c of coordinators) c.close();
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
+  const start = useCoordinators(suite);
 
   it('stops a bad trial at the first rung via reportEpoch, remembers it across a restart, and lets a trial finish its last epoch', async () => {
     const c = await start();

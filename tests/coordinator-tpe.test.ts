@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import { useCoordinators, useNatsServer } from './helpers/nats-suite.js';
 import { Coordinator } from '../services/coordinator/src/index.js';
-import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 
 const spec = `
 name: tpe-test
@@ -22,23 +21,8 @@ tpe: { nStartupTrials: 3 }
 const accuracyOf = (dropout: number) => 0.9 - (dropout - 0.3) ** 2;
 
 describe('coordinator with an incremental TPE sweep', () => {
-  let nats: RunningNatsServer;
-  let nc: NatsConnection;
-  const coordinators: Coordinator[] = [];
-  const start = async () => {
-    const c = await Coordinator.start({ nc });
-    coordinators.push(c);
-    return c;
-  };
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    for (const c of coordinators) c.close();
-    await nc?.close();
-    await nats?.stop();
-  });
+  const suite = useNatsServer();
+  const start = useCoordinators(suite);
 
   /** Plays a worker: always finishes the lowest-index trial in flight; optionally restarts the coordinator after `restartAfter` trials. */
   async function drive(sweepId: string, c0: Coordinator, restartAfter = -1): Promise<{ inFlight: number[]; created: number[] }> {
@@ -87,7 +71,7 @@ describe('coordinator with an incremental TPE sweep', () => {
     // The same spec and the same results, with the coordinator restarted mid-sweep: the same trials, in the same order.
     const b = await c.submitSweep(spec);
     await drive(b.sweepId, c, 4);
-    const latest = coordinators[coordinators.length - 1];
+    const latest = start.all[start.all.length - 1];
     expect(latest).not.toBe(c);
     expect(latest.trialsOf(b.sweepId).map((t) => [t.config.learningRate, t.config.dropout])).toEqual(trials.map((t) => [t.config.learningRate, t.config.dropout]));
     expect(latest.getSweep(b.sweepId)).toMatchObject({ status: 'completed', trialCount: 7 });

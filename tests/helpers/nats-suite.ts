@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type RunningNatsServer } from '../../services/sweeper/src/nats-server.js';
+import { Coordinator } from '../../services/coordinator/src/index.js';
 
 /** A private nats-server (JetStream, temp store, free port) and one connection for a describe block. */
 export interface NatsSuite {
@@ -34,4 +35,22 @@ export function useNatsServer(): NatsSuite {
       return nc;
     },
   };
+}
+
+/**
+ * Coordinators on the suite's connection, each closed after the block's
+ * tests (before the connection: this afterAll is registered later).
+ */
+export function useCoordinators(suite: NatsSuite): (() => Promise<Coordinator>) & { readonly all: readonly Coordinator[] } {
+  const all: Coordinator[] = [];
+  afterAll(() => {
+    for (const c of all) c.close();
+  });
+  const start = async () => {
+    const c = await Coordinator.start({ nc: suite.nc });
+    all.push(c);
+    return c;
+  };
+  // `all`: every coordinator started so far, latest last (tests that restart one mid-sweep).
+  return Object.assign(start, { all });
 }
