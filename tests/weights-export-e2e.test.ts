@@ -18,6 +18,7 @@ import { ClientError, TlsweepClient } from '../services/sweeper/src/client.js';
 import { pushWeights } from '../services/sweeper/src/commands/weights.js';
 import { exportTrialModel } from '../services/sweeper/src/commands/export.js';
 import { predictImages } from '../services/sweeper/src/commands/predict.js';
+import { runFeatureMaps } from '../services/sweeper/src/commands/feature-maps.js';
 import { buildTinyCnn } from '../services/worker/src/engine/backbones/tiny-cnn.js';
 import { MODELS_BUCKET } from '../services/worker/src/engine/weights/object-layout.js';
 import { Reporter } from '../services/worker/src/runner/reporter.js';
@@ -131,6 +132,11 @@ describe('weights push → sweep → kept model → export → predict', () => {
       expect(p.top.reduce((s, t) => s + t.probability, 0)).toBeCloseTo(1, 5);
       expect(p.top[0].probability).toBeGreaterThanOrEqual(p.top[1].probability);
     }
+
+    // Feature maps of the trial's own fine-tuned weights, from the exported folder.
+    const grid = join(root, 'grid.png');
+    expect(await runFeatureMaps({ backbone: dir, image: images[0], layer: 'Conv1', out: grid, json: true })).toBe(0);
+    expect(readFileSync(grid).subarray(1, 4).toString()).toBe('PNG');
   }, 120_000);
 
   it('fails a trial whose weights file does not fit, naming the missing and mismatched weights', async () => {

@@ -2,7 +2,9 @@
  * The `tlsweep` command line: run a local cluster, submit and watch sweeps,
  * read the leaderboard. `tlsweep help` lists the commands.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TlsweepClient } from './client.js';
 import { printLeaderboard } from './commands/leaderboard.js';
@@ -40,7 +42,7 @@ Usage:
   tlsweep export <trialId> <dir>              write a kept trial's full model: model.json, weights.bin, tlsweep.json
   tlsweep predict <dir> <images...> [--top N] [--json]
                                               classify PNG/JPEG images with an exported model (no cluster needed)
-  tlsweep feature-maps <backbone> [image] [--layer NAME] [--out grid.png] [--image-size N] [--channels N] [--json]
+  tlsweep feature-maps <backbone|trialId|modelDir> [image] [--layer NAME] [--out grid.png] [--image-size N] [--channels N] [--json]
                                               one layer's activation grid for an image (no --layer: list layers)
   tlsweep k8s render <dev|gpu|DIR> [--worker-job N]
                       print the overlay's manifests (checked) for \`kubectl apply -f -\`
@@ -115,8 +117,9 @@ async function main(argv: string[]): Promise<number> {
     if (args.length < 1) throw new UsageError('feature-maps: give a backbone (and an image with --layer), e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
     // Loaded on demand: TensorFlow.js and the Kubernetes client would slow every other command's start.
     const { runFeatureMaps } = await import('./commands/feature-maps.js');
+    const source = await featureMapSource(args[0], o.coordinator, o.token);
     return runFeatureMaps({
-      backbone: args[0], image: args[1], layer: o.layer, out: o.out,
+      backbone: source, image: args[1], layer: o.layer, out: o.out,
       imageSize: o['image-size'] === undefined ? undefined : intOpt('image-size', o['image-size'], 0), channels: intOpt('channels', o.channels, 64), json: o.json,
     });
   }
@@ -269,3 +272,28 @@ main(process.argv.slice(2)).then(
     process.exit(err instanceof UsageError ? 2 : 1);
   },
 );
+
+/**
+ * What `tlsweep feature-maps` runs on: a backbone name or an exported model
+ * folder as given; a trial id becomes that trial's kept model (exported to a
+ * temp folder through the coordinator), or its backbone when it kept none.
+ */
+async function featureMapSource(arg: string, coordinator: string | undefined, token: string | undefined): Promise<string> {
+  const { KNOWN_BACKBONES } = await import('../../worker/src/engine/backbones/catalog.js');
+  if (KNOWN_BACKBONES.includes(arg) || existsSync(join(arg, 'tlsweep.json'))) return arg;
+  const client = new TlsweepClient(resolveCoordinator(coordinator), resolveClientAuth(token));
+  try {
+    await client.ready();
+    const trial = await client.getTrial(arg);
+    if (!trial.modelRef) {
+      console.error(`trial ${arg} kept no model: showing its backbone ${trial.backbone} with its bundled or random weights`);
+      return trial.backbone;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'tlsweep-fm-model-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    await exportTrialModel(client, arg, dir, () => {});
+    return dir;
+  } finally {
+    client.close();
+  }
+}

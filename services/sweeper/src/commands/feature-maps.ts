@@ -1,11 +1,15 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backbone } from '../../../worker/src/engine/backbones/backbone.js';
+import { applyPreprocessing } from '../../../worker/src/engine/preprocess.js';
+import { loadClassifier } from './predict.js';
 import { decodeImage } from '../../../worker/src/data/image-folder.js';
 import { loadBackbone, KNOWN_BACKBONES } from '../../../worker/src/engine/backbones/registry.js';
 import { selectBackend } from '../../../worker/src/engine/backend.js';
 import { featureMapGrid, featureMapLayers } from '../../../worker/src/engine/feature-maps.js';
 
 export interface FeatureMapsOptions {
-  /** A backbone name (its shipped or random weights). */
+  /** A backbone name (its shipped or random weights), or the folder of an exported trial model (`tlsweep export`). */
   backbone: string;
   /** Required with `layer`; without a layer the command lists the layers that have maps. */
   image?: string;
@@ -40,13 +44,14 @@ function readImage(path: string) {
  * command in a child process, so a slow backbone never blocks the coordinator.
  */
 export async function runFeatureMaps(o: FeatureMapsOptions): Promise<number> {
-  if (!KNOWN_BACKBONES.includes(o.backbone)) {
-    throw new Error(`feature-maps: unknown backbone '${o.backbone}'; known: ${KNOWN_BACKBONES.join(', ')}`);
+  const exported = existsSync(join(o.backbone, 'tlsweep.json'));
+  if (!exported && !KNOWN_BACKBONES.includes(o.backbone)) {
+    throw new Error(`feature-maps: '${o.backbone}' is neither a backbone (${KNOWN_BACKBONES.join(', ')}) nor an exported model folder (with tlsweep.json)`);
   }
   if (o.layer && !o.image) throw new Error('feature-maps: --layer needs an image, e.g. `tlsweep feature-maps mobilenet_v2 shoe.png --layer block_3_expand_relu`');
   const image = o.image ? readImage(o.image) : null;
   await selectBackend();
-  const backbone = await loadBackbone(o.backbone, { imageSize: o.imageSize });
+  const backbone = exported ? await exportedAsBackbone(o.backbone) : await loadBackbone(o.backbone, { imageSize: o.imageSize });
   try {
     if (!o.layer || !image) {
       const layers = featureMapLayers(backbone.model);
@@ -68,4 +73,22 @@ export async function runFeatureMaps(o: FeatureMapsOptions): Promise<number> {
   } finally {
     backbone.model.dispose();
   }
+}
+
+/**
+ * An exported trial model (backbone with its fine-tuned weights + head, as
+ * one flat model) seen as a backbone: its feature maps are the trained ones.
+ */
+async function exportedAsBackbone(dir: string): Promise<Backbone> {
+  const { model, meta } = await loadClassifier(dir);
+  return {
+    name: `${meta.backbone} (trial ${meta.trialId ?? dir})`,
+    model,
+    inputSize: meta.inputSize as [number, number],
+    preprocess: (x) => applyPreprocessing(meta.preprocessing, x),
+    preprocessing: meta.preprocessing,
+    blockStarts: [],
+    pretrained: true,
+    weightsSource: `exported model of trial ${meta.trialId ?? "?"} (${dir})`,
+  };
 }
