@@ -31,6 +31,7 @@ export async function runDemo(o: { workers: number; specFile?: string }): Promis
     console.log(`submitted sweep ${sweep.sweepId} '${sweep.name}': ${sweep.counts!.total} trials`);
     const done = await watchSweep(client, sweep.sweepId, { progress: progressMode({ isTTY: process.stderr.isTTY }) });
     console.log(`\nLeaderboard (${done.name}, sorted by validation accuracy):`);
+    await waitForBestModel(client, sweep.sweepId);
     await printLeaderboard(client, { sweep: sweep.sweepId, top: 50, groupBy: 'unfreeze' });
     console.log(`\ndemo finished in ${((Date.now() - t0) / 1000).toFixed(1)}s; sweep ${done.status}`);
     return done.status === 'completed' ? 0 : 1;
@@ -38,5 +39,19 @@ export async function runDemo(o: { workers: number; specFile?: string }): Promis
     client.close();
     console.log('stopping the cluster…');
     await stop();
+  }
+}
+
+/**
+ * The best trial's worker stores its model just after its result (README:
+ * Weights, export and predict), so a sweep can end a moment before the model
+ * lands: wait briefly for it, so the leaderboard names the model kept.
+ */
+async function waitForBestModel(client: TlsweepClient, sweepId: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.get(sweepId);
+    if (!s.bestTrialId || s.bestModelRef === s.bestTrialId || Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
