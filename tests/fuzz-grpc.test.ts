@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LeaderboardQuery, ReportEpochRequest, ReportServiceClient, SweepServiceClient, LeaderboardServiceClient,
-  TrialFailedRequest, TrialFinishedRequest, TrialStartedRequest, type Decision,
+  TrialFailedRequest, TrialFinishedRequest, TrialStartedRequest, ModelStoredRequest, WeightsPushChunk, type Decision,
 } from '../proto/generated/tlsweep/v1/tlsweep.js';
 import { InvalidArgumentError, parseSweepSpec, startCoordinator, validateSweepSpec, type RunningCoordinator } from '../services/coordinator/src/index.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
@@ -198,6 +198,28 @@ describe('every gRPC request (property-based, real server)', () => {
         await check('TrialFailed', (cb) => reports.trialFailed(TrialFailedRequest.fromPartial({ trialId: tid, attempt: (attempt + 1) >>> 0, error: text, code: text, retrying: flag, leaseToken }), cb));
       }),
       { numRuns: 40, seed: 9 },
+    );
+  });
+
+  it('SweepService weights and models: ListWeights, ExportModel, ModelStored, PushWeights', async () => {
+    const leaseArb = fc.oneof(fc.constant(''), fc.string({ maxLength: 50 }), fc.constant(null).map(() => lease));
+    await fc.assert(
+      fc.asyncProperty(id(() => trialId), u32, leaseArb, fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 64 }), async (tid, attempt, leaseToken, text, bytes) => {
+        await check('ListWeights', (cb) => sweeps.listWeights({}, cb));
+        await check('ExportModel', (cb) => {
+          const call = sweeps.exportModel({ trialId: tid });
+          call.on('data', () => {});
+          call.on('error', (e: grpc.ServiceError) => cb(e));
+          call.on('end', () => cb(null));
+        });
+        await check('ModelStored', (cb) => sweeps.modelStored(ModelStoredRequest.fromPartial({ trialId: tid, attempt, modelRef: text, leaseToken }), cb));
+        await check('PushWeights', (cb) => {
+          const call = sweeps.pushWeights((err) => cb(err));
+          call.write(WeightsPushChunk.fromPartial({ name: text, modelJson: text, data: Buffer.from(bytes) }));
+          call.end();
+        });
+      }),
+      { numRuns: 25, seed: 11 },
     );
   });
 });
