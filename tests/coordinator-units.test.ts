@@ -72,7 +72,12 @@ describe('coordinator: work units on the queue', () => {
     await finished(c, first, 1);
     // The worker dies with the rest in hand, twice.
     await waitFor(async () => (await consumer.next({ expires: 1000 }))?.info.deliveryCount === 2, 10_000, 'redelivery');
-    await waitFor(async () => (await consumer.next({ expires: 1000 })) === null && rest.every((id) => c.getTrial(id).status === 'failed'), 10_000, 'trials failed by advisory');
+    // The next delivery is past the cap: each unfinished trial's TrialStarted ends it, and the worker acks.
+    const m3 = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, 'delivery 3');
+    expect(m3.info.deliveryCount).toBe(3);
+    for (const id of [first, ...rest]) expect((await c.trialStarted({ trialId: id, attempt: 3, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' })).action).toBe('STOP');
+    m3.ack();
+    expect(rest.every((id) => c.getTrial(id).status === 'failed')).toBe(true);
     expect(c.getTrial(first).status).toBe('completed');
     expect(c.getTrial(rest[0]).error).toMatch(/^MAX_DELIVERIES/);
     await waitFor(() => c.getSweep(sweep.sweepId).finishedAtMs > 0, 5000, 'sweep finished');

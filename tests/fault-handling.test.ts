@@ -192,6 +192,30 @@ describe('fault handling', () => {
     }
   });
 
+  it('refuses an epoch beyond the planned ones, and a second worker claiming an attempt another holds', async () => {
+    const c = await start();
+    const sweep = await c.submitSweep(SPEC('maxParallel: 1'));
+    const m = await next();
+    const trialId = m.json<TrialTaskV1>().config.trialId;
+    const started = (worker: string) => c.trialStarted({ trialId, attempt: 1, worker, backend: 'cpu', pretrained: false, weightsSource: '' });
+    const first = await started('w1');
+    expect(first.action).toBe('CONTINUE');
+    // The same worker retrying its TrialStarted keeps the attempt; another worker does not get it (nor its lease).
+    expect((await started('w1')).action).toBe('CONTINUE');
+    const other = await started('w2');
+    expect(other).toMatchObject({ action: 'STOP', reason: expect.stringContaining("held by worker 'w1'") });
+    expect(other.leaseToken ?? '').toBe('');
+    expect(c.getTrial(trialId).worker).toBe('w1');
+    // headEpochs: 4, no fine-tune: epoch 5 cannot exist.
+    await c.reportEpoch({ trialId, attempt: 1, metrics: epoch(4) });
+    const err = await c.reportEpoch({ trialId, attempt: 1, metrics: epoch(5) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).message).toMatch(/metrics\.epoch: must be at most 4/);
+    expect(c.getTrial(trialId).history.map((e) => e.epoch)).toEqual([4]);
+    m.ack();
+    await c.cancelSweep(sweep.sweepId);
+  });
+
   it('divergence and out-of-memory are classified for the worker', () => {
     const e = (n: number, loss: number) => ({ ...epoch(n, loss), learningRate: 1 });
     expect(() => checkDivergence(e(1, 1.2), e(1, 1.2))).not.toThrow();

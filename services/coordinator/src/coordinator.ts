@@ -224,7 +224,8 @@ export class Coordinator {
     if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
       await this.lock.run(`trial:${t.config.trialId}`, async () => {
         if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
-        const last = t.error ? `; last error: ${t.error}` : '; no worker reported an error (killed or timed out)';
+        const lastError = t.error || t.lastError;
+        const last = lastError ? `; last error: ${lastError}` : '; no worker reported an error (killed or timed out)';
         await this.updateTrial(t, (x) => {
           x.status = 'failed';
           x.error = `MAX_DELIVERIES: gave up after ${deliveries} deliveries${last}`;
@@ -735,6 +736,26 @@ export class Coordinator {
         return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       }
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      if (r.attempt === t.attempt && t.status === 'running' && t.worker && r.worker !== t.worker) {
+        // One delivery is one worker's: a second worker claiming it must not get the attempt's lease.
+        return { action: 'STOP', reason: `attempt ${r.attempt} of trial '${r.trialId}' is held by worker '${t.worker}'` };
+      }
+      const cap = this.queue.maxDeliver;
+      if (r.attempt > cap) {
+        // Deliveries ran out (every earlier worker died or handed it back): the coordinator, not JetStream,
+        // ends the trial, so this works even when nobody heard an advisory. The worker acks the message.
+        const deliveries = r.attempt - 1;
+        const lastError = t.error || t.lastError;
+        const last = lastError ? `; last error: ${lastError}` : '; no worker reported an error (killed or timed out)';
+        await this.updateTrial(t, (x) => {
+          x.status = 'failed';
+          x.error = `MAX_DELIVERIES: gave up after ${deliveries} deliveries${last}`;
+        });
+        this.log.warn('trial.deliveries_exhausted', { sweepId: t.config.sweepId, trialId: r.trialId, deliveries });
+        this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
+        await this.afterTerminalLater(t.config.sweepId);
+        return { action: 'STOP', reason: `trial failed: deliveries ran out (${deliveries} of ${cap})` };
+      }
       const resumed = r.attempt === t.attempt ? 0 : Math.max(0, r.resumedEpochs ?? 0);
       await this.updateTrial(t, (x) => {
         if (r.attempt === x.attempt) {
@@ -748,7 +769,7 @@ export class Coordinator {
         const last = kept.at(-1);
         Object.assign(x, {
           status: 'running', attempt: r.attempt, worker: r.worker, backend: r.backend, pretrained: r.pretrained, weightsSource: r.weightsSource,
-          history: kept, error: '', valAccuracy: last?.valAccuracy ?? null, valLoss: last?.valLoss ?? null, epochs: kept.length,
+          history: kept, error: '', lastError: x.error || x.lastError, valAccuracy: last?.valAccuracy ?? null, valLoss: last?.valLoss ?? null, epochs: kept.length,
           seconds: kept.reduce((sum, e) => sum + e.seconds, 0),
           earlyStop: x.earlyStop && x.earlyStop.epoch <= resumed ? x.earlyStop : null,
           resumedEpochs: (x.resumedEpochs ?? 0) + kept.length,
@@ -772,6 +793,11 @@ export class Coordinator {
     const t = this.trialFor(r.trialId);
     return this.lock.run(`trial:${r.trialId}`, async () => {
       if (r.attempt !== t.attempt || t.status !== 'running') return { action: 'STOP', reason: `attempt ${r.attempt} does not own the trial (status ${t.status}, attempt ${t.attempt})` };
+      const planned = plannedEpochs(t.config);
+      if (r.metrics.epoch > planned) {
+        // Would corrupt the history (and the schedulers' rungs) with an epoch the trial cannot have.
+        throw new InvalidArgumentError([{ field: 'metrics.epoch', message: `must be at most ${planned}, the trial's planned epochs (head + fine-tune); got ${r.metrics.epoch}` }], 'invalid epoch report');
+      }
       const sweep = this.getSweep(t.config.sweepId);
       // Decided before the write so the STOP is stored with the epoch: a retried report, even to a restarted coordinator, gets the same answer.
       const early = sweep.status === 'running' ? this.earlyStop(sweep, t, r.metrics) : null;
@@ -872,10 +898,14 @@ export class Coordinator {
       if (TERMINAL_TRIAL_STATUSES.has(t.status)) return { accepted: false, reason: `trial is already ${t.status}` };
       if (r.attempt < t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}` };
       const cancelled = this.getSweep(t.config.sweepId).status !== 'running';
+      const error = r.code ? `${r.code}: ${r.error}` : r.error;
+      // A retry on the last allowed delivery would only come back to be refused at TrialStarted: end it now.
+      // A drain is never the trial's fault and does not end it here (the next delivery's TrialStarted decides).
+      const exhausted = r.retrying && r.code !== 'DRAINING' && r.attempt >= this.queue.maxDeliver;
       await this.updateTrial(t, (x) => {
         // Nothing of a cancelled sweep is retried.
-        x.status = cancelled ? 'cancelled' : r.diverged ? 'diverged' : r.retrying ? 'queued' : 'failed';
-        x.error = r.code ? `${r.code}: ${r.error}` : r.error;
+        x.status = cancelled ? 'cancelled' : r.diverged ? 'diverged' : exhausted ? 'failed' : r.retrying ? 'queued' : 'failed';
+        x.error = exhausted ? `MAX_DELIVERIES: gave up after ${r.attempt} deliveries; last error: ${error}` : error;
       });
       this.log.warn('trial.failed', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, retrying: r.retrying, error: t.error });
       this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });

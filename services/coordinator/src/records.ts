@@ -54,6 +54,8 @@ export interface TrialRecord {
   /** Wall seconds per phase; null until finished. */
   phaseSeconds: PhaseSeconds | null;
   error: string;
+  /** The error of the latest attempt that reported one, kept when a new attempt clears `error`: a trial whose deliveries run out fails naming it. @default absent */
+  lastError?: string;
   /** Stream sequence of the queued message (its work unit's), so a cancel can delete it. */
   queueSeq: number;
   /** The work unit (queue message) the trial travels in (planner/plan-units.ts). Absent in older records: a unit of its own, id = trial id. */

@@ -7,7 +7,15 @@ import { TRIAL_STREAM, TRIAL_SUBJECT_PREFIX, WORKER_CONSUMER, trialSubject } fro
 export interface TrialQueueOptions {
   /** How long a worker may hold a trial without a `working()` heartbeat before it is redelivered. @default 60_000 ms */
   ackWaitMs?: number;
-  /** Deliveries before a trial is given up (the worker reports the last one as failed). @default 5 */
+  /**
+   * Deliveries before a trial is given up. The coordinator enforces it, not
+   * JetStream: the consumer redelivers without limit and the coordinator
+   * fails a trial whose attempt would exceed this (TrialStarted answers STOP).
+   * JetStream's own limit would leave an exhausted message in the WorkQueue
+   * stream with only an advisory to say so, and an advisory sent while the
+   * coordinator is down is lost: the trial would read `running` forever.
+   * @default 5
+   */
   maxDeliver?: number;
   /** Window in which a republished trial id is dropped as a duplicate. @default 600_000 ms */
   duplicateWindowMs?: number;
@@ -46,13 +54,14 @@ export class TrialQueue {
       durable_name: WORKER_CONSUMER,
       ack_policy: AckPolicy.Explicit,
       ack_wait: ms(opts.ackWaitMs ?? 60_000),
-      max_deliver: maxDeliver,
+      // Unlimited: the coordinator caps attempts (see maxDeliver).
+      max_deliver: -1,
       // One trial per pull; a worker trains one at a time.
       max_ack_pending: -1,
     };
     try {
       await jsm.consumers.info(TRIAL_STREAM, WORKER_CONSUMER);
-      await jsm.consumers.update(TRIAL_STREAM, WORKER_CONSUMER, { ack_wait: consumerCfg.ack_wait, max_deliver: maxDeliver });
+      await jsm.consumers.update(TRIAL_STREAM, WORKER_CONSUMER, { ack_wait: consumerCfg.ack_wait, max_deliver: -1 });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       await jsm.consumers.add(TRIAL_STREAM, consumerCfg);
