@@ -1,6 +1,7 @@
 import type * as pb from '../../../../proto/generated/tlsweep/v1/tlsweep.js';
 import type { TrialCounts } from '../coordinator.js';
 import { InvalidArgumentError } from '../errors.js';
+import { redactSecrets } from '../redact.js';
 import { unfreezeLabelOf, unfreezeLayersOf, type EpochRecord, type SweepRecord, type TrialRecord } from '../records.js';
 import type { EarlyStopReport } from '../../../worker/src/engine/early-stopping.js';
 import type { ClassificationMetrics } from '../../../worker/src/engine/metrics.js';
@@ -27,10 +28,11 @@ export function trialToPb(t: TrialRecord, withHistory = true): pb.Trial {
     worker: t.worker,
     backend: t.backend,
     pretrained: t.pretrained,
-    error: t.error,
+    error: redactSecrets(t.error),
     history: withHistory ? t.history.map(epochToPb) : [],
-    configJson: JSON.stringify(t.config),
-    weightsSource: t.weightsSource,
+    // Readers see URLs without their credentials (redact.ts); the worker got the full config from the queue.
+    configJson: redactSecrets(JSON.stringify(t.config)),
+    weightsSource: redactSecrets(t.weightsSource),
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
     modelRef: t.modelRef ?? '',
@@ -113,12 +115,12 @@ export function sweepToPb(s: SweepRecord, counts: TrialCounts, best: TrialRecord
     name: s.spec.name,
     status: s.status,
     counts,
-    specJson: JSON.stringify(s.spec),
+    specJson: redactSecrets(JSON.stringify(s.spec)),
     createdAtMs: s.createdAtMs,
     finishedAtMs: s.finishedAtMs,
     bestTrialId: best?.config.trialId ?? '',
     bestValAccuracy: best?.valAccuracy ?? NaN,
-    reason: s.reason,
+    reason: redactSecrets(s.reason),
     bestModelRef: best?.modelRef ?? '',
   };
 }

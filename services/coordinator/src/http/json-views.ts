@@ -1,6 +1,7 @@
 import type { TrialCounts } from '../coordinator.js';
 import { unfreezeLabelOf, type SweepRecord, type TrialRecord } from '../records.js';
 import { unfreezeLabel } from '../../../worker/src/engine/recipe-options.js';
+import { redactDeep, redactSecrets } from '../redact.js';
 
 /**
  * What the dashboard's JSON API returns for sweeps and trials: plain objects
@@ -70,7 +71,7 @@ export function sweepView(s: SweepRecord, counts: TrialCounts, best: TrialRecord
     sweepId: s.sweepId,
     name: s.spec.name,
     status: s.status,
-    reason: s.reason,
+    reason: redactSecrets(s.reason),
     createdAtMs: s.createdAtMs,
     finishedAtMs: s.finishedAtMs,
     counts,
@@ -99,7 +100,7 @@ export function trialRowView(t: TrialRecord): TrialRowView {
     pretrained: t.pretrained,
     backend: t.backend,
     worker: t.worker,
-    error: t.error,
+    error: redactSecrets(t.error),
     stoppedAtEpoch: t.earlyStop?.epoch ?? 0,
     resumedEpochs: t.resumedEpochs ?? 0,
     retrainedEpochs: t.retrainedEpochs ?? 0,
@@ -117,13 +118,14 @@ export function trialView(t: TrialRecord): TrialView {
     ...trialRowView(t),
     sweepId: t.config.sweepId,
     attempt: t.attempt,
-    weightsSource: t.weightsSource,
+    weightsSource: redactSecrets(t.weightsSource),
     totalParams: t.totalParams,
     trainableParams: t.trainableParams,
     cutLayer: t.cutLayer,
     history: t.history.map((e) => ({ ...e, loss: finite(e.loss) ?? NaN, valLoss: finite(e.valLoss) ?? NaN })),
-    config: t.config,
-    extra,
+    // Readers never see credentials in URLs (redact.ts).
+    config: redactDeep(t.config),
+    extra: redactDeep(extra),
   };
 }
 
