@@ -1,6 +1,7 @@
 import type { Dirent } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { extname, join, relative } from 'node:path';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import type { FolderDatasetSpec } from './dataset-spec.js';
@@ -101,6 +102,29 @@ async function listImageFiles(dir: string, depth = 0): Promise<string[]> {
 }
 
 /**
+ * A cheap stamp of a folder dataset's files (path, size, mtime of every
+ * image, no reads): the worker's decoded-image cache reloads a folder whose
+ * stamp changed instead of serving images edited since. The feature cache
+ * keys on the content digest of the files actually read (loadImageFolderRaw).
+ * Empty when the folder cannot be listed (the load then reports why).
+ */
+export async function folderStamp(root: string): Promise<string> {
+  try {
+    const h = createHash('sha256');
+    for (const e of (await readdir(root, { withFileTypes: true })).sort((a, b) => byCodePoint(a.name, b.name))) {
+      if (e.name.startsWith('.') || !(await isDirEntry(root, e))) continue;
+      for (const f of await listImageFiles(join(root, e.name))) {
+        const st = await stat(f);
+        h.update(`${relative(root, f)}\0${st.size}\0${st.mtimeMs}\n`);
+      }
+    }
+    return h.digest('hex');
+  } catch {
+    return '';
+  }
+}
+
+/**
  * Loads a Keras `flow_from_directory`-style folder: every non-hidden
  * sub-folder of `spec.path` is a class (named after the folder, sorted by code
  * point, class id = position), holding .png/.jpg/.jpeg files at any depth.
@@ -138,6 +162,8 @@ export async function loadImageFolderRaw(spec: FolderDatasetSpec): Promise<RawDa
   const images: RawImage[] = [];
   const labels: number[] = [];
   let skipped = 0;
+  // Over every file read, in order, with its class and name: equal digests mean equal data.
+  const digest = createHash('sha256');
   for (let c = 0; c < classNames.length; c++) {
     const name = classNames[c];
     const classDir = join(root, name);
@@ -149,7 +175,9 @@ export async function loadImageFolderRaw(spec: FolderDatasetSpec): Promise<RawDa
       if (perClass !== undefined && readable >= perClass) break;
       let img: RawImage;
       try {
-        img = decodeImage(await readFile(file));
+        const bytes = await readFile(file);
+        digest.update(`${name}\0${relative(root, file)}\0${bytes.length}\0`).update(bytes);
+        img = decodeImage(bytes);
       } catch {
         classSkipped++;
         continue;
@@ -173,6 +201,7 @@ export async function loadImageFolderRaw(spec: FolderDatasetSpec): Promise<RawDa
     labels,
     skippedImages: skipped,
     source: `folder:${root}` + (perClass !== undefined ? ` (perClass=${perClass})` : ''),
+    contentDigest: digest.digest('hex'),
   };
 }
 

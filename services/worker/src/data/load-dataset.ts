@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { DatasetSpec, SplitOptions } from './dataset-spec.js';
 import { DatasetError } from './errors.js';
 import { DEFAULT_FASHION_MNIST_DIR, DEFAULT_FASHION_MNIST_PER_CLASS, loadFashionMnistRaw } from './fashion-mnist.js';
-import { loadImageFolderRaw } from './image-folder.js';
+import { folderStamp, loadImageFolderRaw } from './image-folder.js';
 import { presplitIndices, stratifiedSplit, validateSplitOptions, type Presplit } from './split.js';
 import {
   DEFAULT_SYNTHETIC_CLASSES,
@@ -30,6 +30,8 @@ export interface LoadedDataset {
   skippedImages: number;
   /** Human-readable origin, e.g. `folder:/data/pets` or `synthetic(classes=3, ...)`. */
   source: string;
+  /** SHA-256 of the files the images came from (folder datasets): part of the feature-cache key, so edited files never reuse stale features. @default absent (generated data) */
+  contentDigest?: string;
 }
 
 export interface LoadDatasetOptions {
@@ -56,6 +58,8 @@ export interface RawDataset {
   labels: number[];
   skippedImages: number;
   source: string;
+  /** See LoadedDataset.contentDigest. */
+  contentDigest?: string;
   /** Set when the source fixes the split (Fashion-MNIST `test: official`); else it is drawn by stratifiedSplit. */
   presplit?: Presplit;
 }
@@ -169,6 +173,7 @@ export function materializeDataset(raw: RawDataset, opts: LoadDatasetOptions): L
     test: made[2],
     skippedImages: raw.skippedImages,
     source: raw.source,
+    ...(raw.contentDigest ? { contentDigest: raw.contentDigest } : {}),
   };
 }
 
@@ -244,6 +249,8 @@ export interface DatasetCacheOptions {
 interface CacheEntry {
   promise: Promise<RawDataset>;
   bytes: number; // 0 until resolved
+  /** folderStamp() at load time (folder datasets); '' otherwise. */
+  stamp: string;
 }
 
 const cacheConfig: DatasetCacheOptions = { maxEntries: 3, maxBytes: 1024 * 1024 * 1024 };
@@ -289,17 +296,19 @@ export function datasetCacheStats(): { entries: number; bytes: number; keys: str
  * Like {@link loadRawDataset}, but keeps the decoded images of the last few
  * specs (LRU by {@link datasetCacheKey}; see {@link configureDatasetCache}).
  * Concurrent calls for one spec share one load; failures are not cached.
- * Folder contents are assumed not to change while cached.
+ * A folder whose files changed since (folderStamp: paths, sizes, mtimes) is loaded again.
  */
 export async function loadRawDatasetCached(spec: DatasetSpec): Promise<RawDataset> {
   const key = datasetCacheKey(spec);
+  const stamp = spec?.kind === 'folder' && typeof spec.path === 'string' ? await folderStamp(spec.path) : '';
   const hit = cache.get(key);
-  if (hit) {
+  if (hit && hit.stamp === stamp) {
     cache.delete(key);
     cache.set(key, hit);
     return hit.promise;
   }
-  const entry: CacheEntry = { promise: loadRawDataset(spec), bytes: 0 };
+  if (hit) cache.delete(key);
+  const entry: CacheEntry = { promise: loadRawDataset(spec), bytes: 0, stamp };
   if (cacheConfig.maxEntries > 0) cache.set(key, entry);
   try {
     const raw = await entry.promise;

@@ -91,7 +91,9 @@ async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'o
   const data = await loadDatasetCached(config.dataset, { imageSize: size, split });
   hooks.onDataset?.({ train: data.train.x.shape[0], val: data.val.x.shape[0], test: data.test.x.shape[0], skipped: data.skippedImages });
   // Everything that decides which pixels land in which split: trials with equal keys see identical data.
-  const dataKey = `${datasetCacheKey(config.dataset)}|${JSON.stringify(split)}|${size.join('x')}`;
+  // A folder is keyed by its files' digest too: the same path with edited images is other data.
+  const content = data.contentDigest ? `|content=${data.contentDigest}` : '';
+  const dataKey = `${datasetCacheKey(config.dataset)}${content}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
     return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false, checkpoint: opts.checkpoint });
   } finally {
