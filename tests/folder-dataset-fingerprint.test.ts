@@ -47,7 +47,7 @@ describe('folder dataset: the feature cache keys on the files\' content', () => 
     const run = async () => {
       const events: FeatureCacheEvent[] = [];
       // A fresh memo each time, as a fresh worker process: only the disk tier remembers.
-      await runTrial(config, { onEpoch: () => 'CONTINUE' }, { memo: new FeatureMemo(1 << 26), stores: [disk], onEvent: (e) => events.push(e) });
+      await runTrial(config, { onEpoch: async () => 'CONTINUE' }, { memo: new FeatureMemo(1 << 26), stores: [disk], onEvent: (e) => events.push(e) });
       return events.map((e) => e.type === 'hit' ? `hit:${(e as { tier: string }).tier}` : e.type);
     };
     expect(await run()).toContain('computed');
