@@ -31,7 +31,7 @@ describe('a sweep over graph backbones', () => {
     root = mkdtempSync(join(tmpdir(), 'tlsweep-cluster-graph-'));
     dir = await writeNsfwjsGraphModel(join(root, 'mobilenet_v2_mid'));
     nats = await startNatsServer();
-    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
+    coord = await startCoordinator({ natsUrl: nats.url, grpcAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', ackWaitMs: 30_000, maxDeliver: 3, replicas: 1 });
     client = new TlsweepClient(`127.0.0.1:${coord.port}`);
     await client.ready();
     const env = { TLSWEEP_NATS_URL: nats.url, TLSWEEP_COORDINATOR: `127.0.0.1:${coord.port}`, TLSWEEP_WORKER_ID: 'gw', TLSWEEP_NAK_DELAY_MS: '200' };
@@ -102,6 +102,11 @@ maxParallel: 4
     const text = out.join('\n');
     expect(text).toContain('graph:mobilenet_v2_mid');
     expect(text).toMatch(/weights of graph:mid-map: objstore:mnv2-mid \(sha256:/);
+
+    // The dashboard has no feature maps for a GraphModel and says why, naming the field.
+    const res = await fetch(`${coord.dashboard!.url}api/layers?sweep=${sweep.sweepId}&backbone=${encodeURIComponent('graph:mid-map')}`);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/backbone.*'graph:mid-map' is a GraphModel/);
   });
 
   it('refuses a spec that would fine-tune a graph backbone, naming the field', async () => {
