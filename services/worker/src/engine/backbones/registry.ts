@@ -50,11 +50,15 @@ function entryFor(name: string): BackboneEntry {
 /**
  * The [H, W] input size a backbone will be built at.
  * @param requested Square size in pixels; the backbone's default when absent.
+ * @param graph required for a `graph:` backbone, whose size is its spec's inputSize.
  * @throws EngineConfigError for an unknown name or a size below the backbone's minimum.
  */
 export function backboneInputSize(name: string, requested?: number, graph?: GraphBackboneSpec): [number, number] {
   // A graph backbone's size is its own (the spec resolved it), whatever the sweep's imageSize.
-  if (isGraphBackbone(name)) return [graphSpecOf(name, graph).inputSize, graphSpecOf(name, graph).inputSize];
+  if (isGraphBackbone(name)) {
+    const { inputSize } = graphSpecOf(name, graph);
+    return [inputSize, inputSize];
+  }
   const entry = entryFor(name);
   const size = requested ?? entry.defaultSize;
   if (!Number.isInteger(size) || size < entry.minSize) {
@@ -76,7 +80,7 @@ export async function loadBackbone(name: string, opts: BackboneOptions = {}): Pr
     if (opts.weightsRef !== undefined) throw new EngineConfigError(`graph backbone '${name}' takes its weights from its graph; weights refs apply to catalog backbones`);
     const graph = graphSpecOf(name, opts.graph);
     if (opts.imageSize !== undefined && opts.imageSize !== graph.inputSize) {
-      throw new EngineConfigError(`imageSize ${opts.imageSize} differs from graph backbone '${name}''s inputSize ${graph.inputSize}`);
+      throw new EngineConfigError(`imageSize ${opts.imageSize} differs from the inputSize ${graph.inputSize} of graph backbone '${name}'`);
     }
     return loadGraphBackbone(name, graph, opts.weightsAccess);
   }
