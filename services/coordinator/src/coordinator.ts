@@ -1045,6 +1045,8 @@ function trialConfig(spec: SweepSpec, sweepId: string, index: number, p: SearchP
     seed: spec.seed,
     split: spec.split,
     ...(spec.weights?.[p.backbone] ? { weights: spec.weights[p.backbone] } : {}),
+    // A graph backbone runs at its own input size, whatever the sweep's imageSize.
+    ...(spec.graphBackbones?.[p.backbone] ? { graph: spec.graphBackbones[p.backbone], imageSize: spec.graphBackbones[p.backbone].inputSize } : {}),
     exportModel: (spec.keepModels ?? SPEC_DEFAULTS.keepModels) > 0,
     recipe: spec.recipe,
     augmentation: spec.augmentation ?? null,

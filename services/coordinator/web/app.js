@@ -156,7 +156,8 @@ async function openSweep() {
   await refreshTable();
   await refreshPlots(sweep);
   listen();
-  $('fm-backbone').innerHTML = sweep.axes.backbones.map((b) => `<option>${escapeHtml(b)}</option>`).join('');
+  // Graph backbones (graph:<name>) are frozen GraphModels without Keras layers: no feature maps to offer.
+  $('fm-backbone').innerHTML = sweep.axes.backbones.filter((b) => !b.startsWith('graph:')).map((b) => `<option>${escapeHtml(b)}</option>`).join('');
   void loadLayers().catch((err) => ($('fm-label').textContent = err.message));
 }
 

@@ -9,6 +9,7 @@ import { apiRoute } from './api-routes.js';
 import { toJson } from './json-views.js';
 import { openSseStream } from './sse-stream.js';
 import { serveStatic } from './static-files.js';
+import { isGraphBackbone } from '../../../worker/src/engine/backbones/graph-backbone-spec.js';
 
 /** Options of {@link startDashboardServer}. */
 export interface DashboardOptions {
@@ -67,6 +68,9 @@ async function featureMapRoute(coordinator: Coordinator, url: URL, res: ServerRe
   const backbone = url.searchParams.get('backbone') ?? sweep.spec.backbones[0];
   if (!sweep.spec.backbones.includes(backbone)) {
     throw new InvalidArgumentError([{ field: 'backbone', message: `must be one of the sweep's backbones: ${sweep.spec.backbones.join(', ')}; got ${JSON.stringify(backbone)}` }], 'invalid query');
+  }
+  if (isGraphBackbone(backbone)) {
+    throw new InvalidArgumentError([{ field: 'backbone', message: `'${backbone}' is a GraphModel (frozen, one graph op list, no Keras layers): feature maps are shown for catalog backbones only` }], 'invalid query');
   }
   if (weights[backbone]) {
     throw new InvalidArgumentError([{ field: 'backbone', message: `'${backbone}' runs with weights from ${weights[backbone]} in this sweep; feature maps show bundled or random-init weights only (use \`tlsweep feature-maps\` with an exported model)` }], 'invalid query');

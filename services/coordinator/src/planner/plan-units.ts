@@ -21,7 +21,7 @@ function stableJson(x: unknown): string {
 
 /**
  * Everything that determines a trial's frozen features: backbone and its
- * weights (with them the preprocessing), input size, cut point, dataset,
+ * weights (with them the preprocessing; a graph backbone's GraphModel spec), input size, cut point, dataset,
  * split and seed, augmentation recipe and passes. Trials with equal keys can
  * share one computation of the frozen prefix. The cut comes from the catalog
  * (no TensorFlow.js); when the catalog cannot resolve it, the depth as written
@@ -32,6 +32,8 @@ export function featureKey(c: TrialConfig): string {
   const cut = catalogCut(c.backbone, c.unfreeze, c.fineTuneEpochs);
   return stableJson({
     backbone: c.backbone,
+    // A graph backbone's label is the user's: its model, feature node and preprocessing decide the features.
+    graph: c.graph,
     pretrained: info?.pretrained ?? null,
     imageSize: c.imageSize ?? info?.defaultSize ?? null,
     cut: cut ?? `unfreeze:${unfreezeLabel(c.unfreeze)}`,

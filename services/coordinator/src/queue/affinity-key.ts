@@ -17,7 +17,8 @@ import type { TrialConfig } from '../spec/sweep-spec.js';
 export function affinityKeyOf(c: TrialConfig): string {
   const info = backboneInfo(c.backbone);
   // Random-init backbones are drawn from the trial seed; bundled weights are the same for every seed.
-  const weights = info?.pretrained ? 'bundled' : `seed=${c.seed}`;
+  // A graph backbone's weights are its GraphModel (with the node and preprocessing that decide its features).
+  const weights = c.graph ? `graph=${sortedJson(c.graph)}` : info?.pretrained ? 'bundled' : `seed=${c.seed}`;
   const size = c.imageSize ?? info?.defaultSize ?? 'default';
   const depth = unfreezesAnything(c.unfreeze) && c.fineTuneEpochs > 0 ? `unfreeze=${unfreezeLabel(c.unfreeze)}` : 'head';
   const aug = c.augmentation && !isIdentityAugmentation(c.augmentation) ? `|${augmentationKey(c.augmentation)}|seed=${c.seed}` : '';

@@ -1,8 +1,9 @@
 import type { DatasetSpec } from '../../../worker/src/data/dataset-spec.js';
 import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
 import type { AugmentationConfig, AugmentationInput } from '../../../worker/src/engine/augment-config.js';
+import type { GraphBackboneSpec } from '../../../worker/src/engine/backbones/graph-backbone-spec.js';
 
-export type { DatasetSpec, Recipe, UnfreezeSpec };
+export type { DatasetSpec, GraphBackboneSpec, Recipe, UnfreezeSpec };
 
 /** Early-stopping rule of a sweep: `fifo` never stops a trial. */
 export type SchedulerKind = 'fifo' | 'asha' | 'median';
@@ -73,8 +74,12 @@ export interface SweepSpecInput {
   name: string;
   /** One dataset, or several (then the dataset is a fifth axis). */
   dataset: DatasetSpec | DatasetSpec[];
-  /** Backbone names, e.g. `mobilenet_v2`, `tiny_cnn`. */
-  backbones: string[];
+  /**
+   * Backbone names, e.g. `mobilenet_v2`, `tiny_cnn`; or a TF Hub-style
+   * feature-vector GraphModel, frozen (unfreeze must be 0): `graph:<ref>` or
+   * `{ graph: <ref>, name?, inputSize?, preprocessing?, output? }` (see GraphBackboneInput).
+   */
+  backbones: Array<string | GraphBackboneInput>;
   /**
    * Unfreeze depths: N or `{ layers: N }` fine-tunes the top N layers of the backbone (Keras
    * `base_model.layers[-N:]`; 0 = head only); `{ blocks: N }` the top N whole blocks;
@@ -143,6 +148,20 @@ export interface SweepSpecInput {
   fuse?: boolean | { maxTrials?: number };
 }
 
+/** A graph backbone as written in `backbones` (parsed by engine/backbones/graph-backbone-spec.ts). */
+export interface GraphBackboneInput {
+  /** model.json of a tfjs GraphModel: an absolute path (or its folder), file://…, http(s)://…/model.json, or objstore:<name> (`tlsweep weights push`). */
+  graph: string;
+  /** Label in tables: the backbone is called `graph:<name>`. @default the folder holding model.json, or the Object Store name */
+  name?: string;
+  /** Square input size the graph takes. @default the spec's imageSize, else 224 */
+  inputSize?: number;
+  /** `unit` (alias `none`; TF Hub's [0, 1] pixels), `tf`, `torch`, `caffe` or `raw255`. @default 'unit' */
+  preprocessing?: string;
+  /** Node the features come from (full name or a unique `/`-suffix); 4-D outputs are average-pooled. @default the graph's output */
+  output?: string;
+}
+
 /** A validated `fuse:` (null when off). */
 export interface FuseSpec {
   /** Trials per work unit at most (also capped at half of maxParallel). @default 8 */
@@ -153,7 +172,10 @@ export interface FuseSpec {
 export interface SweepSpec {
   name: string;
   datasets: DatasetSpec[];
+  /** Names; a graph backbone's is `graph:<label>`, described in `graphBackbones`. */
   backbones: string[];
+  /** The GraphModel of each `graph:` backbone, by name. Absent in sweeps stored before graph backbones existed. */
+  graphBackbones?: Record<string, GraphBackboneSpec>;
   /** `{ layers: N }` is normalised to N. */
   unfreeze: UnfreezeSpec[];
   /** The learning-rate list; empty when `learningRateRange` is set. */
@@ -243,6 +265,8 @@ export interface TrialConfig {
   split: { valFraction: number; testFraction: number };
   /** Weights ref for this trial's backbone (spec `weights`); absent: the backbone's own. */
   weights?: string;
+  /** The GraphModel of a `graph:` backbone (then `imageSize` is its inputSize); absent for catalog backbones. */
+  graph?: GraphBackboneSpec;
   /** Ask the worker for the trained full model, so it can be kept if the trial ranks in the top `keepModels`. */
   exportModel?: boolean;
   /** Recipe knobs; absent in trials queued before they existed (then RECIPE_DEFAULTS). */

@@ -2,7 +2,8 @@ import { NOOP_BACKBONE } from '../../../worker/src/runner/noop-runner.js';
 import type { FieldViolation } from '../errors.js';
 import type { DatasetSpec } from './sweep-spec.js';
 import { backboneInfo } from '../../../worker/src/engine/backbones/catalog.js';
-import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
+import { unfreezeLabel, unfreezesAnything, type Recipe, type UnfreezeSpec } from '../../../worker/src/engine/recipe-options.js';
+import { isGraphBackbone } from '../../../worker/src/engine/backbones/graph-backbone-spec.js';
 
 /**
  * Checks each unfreeze depth against every chosen backbone's catalog entry:
@@ -10,8 +11,18 @@ import type { Recipe, UnfreezeSpec } from '../../../worker/src/engine/recipe-opt
  * Layer names can only be checked once the model is built, by the worker.
  */
 export function checkUnfreezeAgainstBackbones(unfreeze: UnfreezeSpec[], backbones: string[], v: FieldViolation[]): void {
+  const graphs = backbones.filter(isGraphBackbone);
   unfreeze.forEach((u, i) => {
+    // Every backbone meets every depth (the axes are crossed), so one frozen backbone rules out fine-tuning in the sweep.
+    if (graphs.length > 0 && unfreezesAnything(u)) {
+      v.push({
+        field: `unfreeze[${i}]`,
+        message: `must be 0 with graph backbone ${graphs.join(', ')}: a GraphModel is frozen (hub.KerasLayer trainable=False), only the head trains; ` +
+          `got ${unfreezeLabel(u)} (fine-tune other backbones in a sweep of their own)`,
+      });
+    }
     for (const b of backbones) {
+      if (isGraphBackbone(b)) continue;
       // The noop benchmark backbone has no layers to unfreeze; an unknown name is reported on its own.
       const info = b === NOOP_BACKBONE ? { layers: 1, blocks: 0 } : backboneInfo(b);
       if (!info) continue;

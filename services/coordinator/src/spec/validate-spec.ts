@@ -12,6 +12,7 @@ import { checkRecipeAgainstSpec, checkUnfreezeAgainstBackbones } from './validat
 import { normalizeAugmentation } from '../../../worker/src/engine/augment-config.js';
 import { validateFuse } from './validate-fuse.js';
 import { NOOP_BACKBONE } from '../../../worker/src/runner/noop-runner.js';
+import { isGraphBackbone, looksLikeGraphBackbone, parseGraphBackbone, type GraphBackboneSpec } from '../../../worker/src/engine/backbones/graph-backbone-spec.js';
 
 const TOP_LEVEL_FIELDS = [
   'name', 'dataset', 'backbones', 'unfreeze', 'learningRates', 'dropouts', 'headEpochs', 'fineTuneEpochs',
@@ -80,14 +81,27 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
     });
   }
 
+  const imageSize = o.imageSize === undefined || o.imageSize === null ? null
+    : int(o.imageSize, 'imageSize', v, SPEC_LIMITS.minImageSize, SPEC_LIMITS.maxImageSize, `an integer in ${SPEC_LIMITS.minImageSize}..${SPEC_LIMITS.maxImageSize} (pixels)`) ?? null;
+  const graphBackbones: Record<string, GraphBackboneSpec> = {};
   const backbones = list(o, 'backbones', v, (x, f) => {
+    if (looksLikeGraphBackbone(x)) {
+      const g = parseGraphBackbone(x, f, v, imageSize);
+      if (!g) return undefined;
+      if (graphBackbones[g.name]) {
+        v.push({ field: `${f}.name`, message: `another graph backbone is already called ${g.name}; give this one a different name` });
+        return undefined;
+      }
+      graphBackbones[g.name] = g.spec;
+      return g.name;
+    }
     if (x === NOOP_BACKBONE) {
       if (opts.allowNoopBackbone) return x;
       v.push({ field: f, message: `'${NOOP_BACKBONE}' trains nothing and reports synthetic metrics (control-plane benchmark mode); refused unless the coordinator runs with TLSWEEP_ALLOW_NOOP_BACKBONE=1` });
       return undefined;
     }
     if (typeof x !== 'string' || !BACKBONE_RE.test(x) || !backboneInfo(x)) {
-      v.push({ field: f, message: `must be one of: ${KNOWN_BACKBONES.join(', ')}; got ${JSON.stringify(x)}` });
+      v.push({ field: f, message: `must be one of: ${KNOWN_BACKBONES.join(', ')}, or a GraphModel as graph:<model.json ref> or { graph: <ref>, name?, inputSize?, preprocessing?, output? }; got ${JSON.stringify(x)}` });
       return undefined;
     }
     return x;
@@ -110,8 +124,6 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
   const fineTuneLrFactor = opt(o, 'fineTuneLrFactor', SPEC_DEFAULTS.fineTuneLrFactor, (x, f) => num(x, f, v, (n) => n > 0 && n <= 1, 'a number in (0, 1]'));
   const batchSize = opt(o, 'batchSize', SPEC_DEFAULTS.batchSize, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxBatchSize, `an integer in 1..${SPEC_LIMITS.maxBatchSize}`));
   const headUnits = opt(o, 'headUnits', SPEC_DEFAULTS.headUnits, (x, f) => int(x, f, v, 1, SPEC_LIMITS.maxHeadUnits, `an integer in 1..${SPEC_LIMITS.maxHeadUnits}`));
-  const imageSize = o.imageSize === undefined || o.imageSize === null ? null
-    : int(o.imageSize, 'imageSize', v, SPEC_LIMITS.minImageSize, SPEC_LIMITS.maxImageSize, `an integer in ${SPEC_LIMITS.minImageSize}..${SPEC_LIMITS.maxImageSize} (pixels)`) ?? null;
   const seed = opt(o, 'seed', SPEC_DEFAULTS.seed, (x, f) => int(x, f, v, 0, 2 ** 31 - 1, 'an integer in 0..2147483647'));
   const search = opt(o, 'search', SPEC_DEFAULTS.search, (x, f) => {
     if (x === 'grid' || x === 'random' || x === 'tpe') return x;
@@ -154,7 +166,8 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
 
   // Limits of the chosen backbones: checked here so a bad spec is refused before any trial runs.
   if (backbones && imageSize !== null) {
-    for (const b of backbones) {
+    // A graph backbone runs at its own inputSize (checked when parsed).
+    for (const b of backbones.filter((n) => !isGraphBackbone(n))) {
       const min = (b === NOOP_BACKBONE ? NOOP_INFO : backboneInfo(b)!).minSize;
       if (imageSize < min) v.push({ field: 'imageSize', message: `must be at least ${min} for backbone ${b}; got ${imageSize}` });
     }
@@ -175,6 +188,7 @@ export function validateSweepSpec(raw: unknown, opts: SpecValidationOptions = {}
     name: name as string,
     datasets,
     backbones: backbones!,
+    ...(Object.keys(graphBackbones).length > 0 ? { graphBackbones } : {}),
     unfreeze: unfreeze!,
     learningRates: learningRates!,
     dropouts: dropouts!,
@@ -212,6 +226,10 @@ function validateWeights(raw: unknown, backbones: string[] | undefined, v: Field
   const out: Record<string, string> = {};
   for (const [b, ref] of Object.entries(raw as Record<string, unknown>)) {
     const field = `weights.${b}`;
+    if (isGraphBackbone(b)) {
+      v.push({ field, message: 'a graph backbone loads its weights from its own graph ref; weights applies to catalog backbones' });
+      continue;
+    }
     if (!backboneInfo(b)) {
       v.push({ field, message: `unknown backbone; known: ${KNOWN_BACKBONES.join(', ')}` });
       continue;

@@ -13,14 +13,14 @@ function mib(n: number): string {
 async function readModelDir(dir: string): Promise<{ modelJson: string; shards: string[]; bytes: number }> {
   const path = dir.endsWith('.json') ? dir : join(dir, 'model.json');
   const modelJson = await readFile(path, 'utf8').catch((err: Error) => {
-    throw new Error(`cannot read ${path}: ${err.message} (give a tfjs layers-format model folder: model.json + shards)`);
+    throw new Error(`cannot read ${path}: ${err.message} (give a tfjs model folder, layers or graph format: model.json + shards)`);
   });
   let manifest: Array<{ paths: string[] }>;
   try {
     manifest = (JSON.parse(modelJson) as { weightsManifest: Array<{ paths: string[] }> }).weightsManifest;
     if (!Array.isArray(manifest)) throw new Error('no weightsManifest');
   } catch (err) {
-    throw new Error(`${path} is not a tfjs layers-format model.json: ${(err as Error).message}`);
+    throw new Error(`${path} is not a tfjs model.json: ${(err as Error).message}`);
   }
   const base = resolve(path, '..');
   const shards = manifest.flatMap((g) => g.paths).map((p) => resolve(base, p));
@@ -46,6 +46,16 @@ async function* shardChunks(shards: string[], onBytes: (n: number) => void): Asy
   }
 }
 
+/** Whether model.json holds a tfjs GraphModel (graph nodes) rather than a layers model. */
+function isGraphModelJson(text: string): boolean {
+  try {
+    const m = JSON.parse(text) as { modelTopology?: { node?: unknown } };
+    return Array.isArray(m.modelTopology?.node);
+  } catch {
+    return false;
+  }
+}
+
 /** `tlsweep weights push <name> <dir>`: uploads a tfjs model folder through the coordinator, with progress. */
 export async function pushWeights(client: TlsweepClient, name: string, dir: string, out: (s: string) => void = console.log): Promise<string> {
   const { modelJson, shards, bytes } = await readModelDir(dir);
@@ -59,7 +69,9 @@ export async function pushWeights(client: TlsweepClient, name: string, dir: stri
       out(`pushing ${name}: ${mib(sent)}/${mib(bytes)} MiB (${bytes ? Math.round((100 * sent) / bytes) : 100}%)`);
     }
   }));
-  out(`stored ${info.ref}: ${info.weightCount} weights, ${mib(info.bytes)} MiB, sha256 ${info.sha256.slice(0, 12)}; use it in a spec as \`weights: {<backbone>: ${info.ref}}\``);
+  // A GraphModel is a backbone of its own (graph:<ref>); a layers model holds weights for a catalog backbone.
+  const use = isGraphModelJson(modelJson) ? `backbones: [graph:${info.ref}]` : `weights: {<backbone>: ${info.ref}}`;
+  out(`stored ${info.ref}: ${info.weightCount} weights, ${mib(info.bytes)} MiB, sha256 ${info.sha256.slice(0, 12)}; use it in a spec as \`${use}\``);
   return info.ref;
 }
 

@@ -92,7 +92,7 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
   const hp0 = hps[0];
   const res = new TrialResources();
   try {
-    const backboneOpts = { imageSize: hp0.imageSize, seed: hp0.seed, weightsRef: hp0.weightsRef, weightsAccess: opts.weightsAccess };
+    const backboneOpts = { imageSize: hp0.imageSize, seed: hp0.seed, weightsRef: hp0.weightsRef, weightsAccess: opts.weightsAccess, graph: hp0.graph };
     const first = await loadBackbone(hp0.backbone, backboneOpts);
     res.layers.push(...first.model.layers);
     const depth = resolveUnfreeze(hp0.unfreeze, first);
@@ -178,7 +178,8 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
         backend: tf.getBackend(), totalParams: params.total, trainableParams: params.trainable,
         cutLayer: tuned ? cutLayer : first.model.layers[layerCount - 1].name, unfreezeLayers: depth.layers,
         earlyStops: m.earlyStops, history: m.history, testMetrics, phaseSeconds: { features: 0, head: 0, finetune: 0, evaluate: 0 },
-        model: opts.exportModel ? await exportFullModel(m.backbone, m.head, data.classNames) : undefined,
+        // A GraphModel cannot be written in the layers format: graph-backbone trials keep no model.
+        model: opts.exportModel && !first.graph ? await exportFullModel(m.backbone, m.head, data.classNames) : undefined,
         // Fused groups do not checkpoint: nothing is resumed.
         resumedEpochs: 0,
       });

@@ -2,6 +2,10 @@ export { selectBackend, registeredWasmGradientKernels, BACKEND_ORDER } from './b
 export type { BackendName, BackendSelection } from './backend.js';
 export { loadBackbone, backboneInputSize, KNOWN_BACKBONES } from './backbones/registry.js';
 export type { Backbone, BackboneOptions, BackboneWeights } from './backbones/backbone.js';
+export { loadGraphBackbone, resolveOutputNode } from './backbones/graph-backbone.js';
+export { GraphFeaturesLayer } from './backbones/graph-features-layer.js';
+export { GRAPH_BACKBONE_PREFIX, isGraphBackbone, parseGraphBackbone } from './backbones/graph-backbone-spec.js';
+export type { GraphBackboneSpec } from './backbones/graph-backbone-spec.js';
 export { cleanCutIndices, cutForUnfreeze } from './clean-cuts.js';
 export { enforceBatchNormSemantics } from './batchnorm.js';
 export type { BatchNormOptions } from './batchnorm.js';

@@ -1,17 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import type { PreprocessMode } from './preprocess-modes.js';
 
-/**
- * How a backbone's weights expect their input, from images with pixels in
- * [0, 1]. The Keras names (`preprocess_input(mode=...)`) where one applies:
- * - `unit`: x, unchanged ([0, 1]; what nsfwjs trained its models on).
- * - `tf`: x·2 − 1, in [−1, 1] (Keras MobileNet, MobileNetV2, InceptionV3, NASNet).
- * - `torch`: (x − ImageNet mean) / ImageNet std, per RGB channel (Keras DenseNet).
- * - `caffe`: RGB → BGR, ×255, minus the ImageNet BGR mean (Keras VGG16, ResNet50).
- * - `raw255`: x·255 (Keras EfficientNet normalises inside the model).
- */
-export type PreprocessMode = 'unit' | 'tf' | 'torch' | 'caffe' | 'raw255';
-
-export const PREPROCESS_MODES: readonly PreprocessMode[] = Object.freeze(['unit', 'tf', 'torch', 'caffe', 'raw255']);
+/** How a backbone's weights expect their input, from images with pixels in [0, 1]: the modes of preprocess-modes.ts. */
+export { PREPROCESS_MODES, type PreprocessMode } from './preprocess-modes.js';
 
 const IMAGENET_MEAN_RGB = [0.485, 0.456, 0.406];
 const IMAGENET_STD_RGB = [0.229, 0.224, 0.225];

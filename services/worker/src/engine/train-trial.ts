@@ -24,6 +24,7 @@ import type { AugmentationConfig } from './augment-config.js';
 import { passInput } from './augmented-passes.js';
 import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
 import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
+import type { GraphBackboneSpec } from './backbones/graph-backbone-spec.js';
 
 /**
  * One trial's recipe (Keras transfer-learning guide: train the head, then
@@ -57,6 +58,8 @@ export interface TrialHyperparams extends Partial<Recipe> {
   weightsRef?: string;
   /** Training-split augmentation in passes (augmented-passes.ts); val and test are never augmented. @default none */
   augmentation?: AugmentationConfig | null;
+  /** The GraphModel of a `graph:` backbone (frozen: unfreeze must be 0). @default none (a catalog backbone) */
+  graph?: GraphBackboneSpec;
 }
 
 export interface EpochReport {
@@ -247,7 +250,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
   const timer = new PhaseTimer();
   hooks = timer.wrap(hooks);
   const recipe = validate(hp, data);
-  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weightsRef: hp.weightsRef, weightsAccess: opts.weightsAccess });
+  const backbone = await loadBackbone(hp.backbone, { imageSize: hp.imageSize, seed: hp.seed, weightsRef: hp.weightsRef, weightsAccess: opts.weightsAccess, graph: hp.graph });
   const layerCount = backbone.model.layers.length;
   let depth: ReturnType<typeof resolveUnfreeze>;
   let classWeight: Record<number, number> | undefined;
@@ -380,7 +383,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     const test = await evaluate(finalModel, finalInputs.test, y.test, hp.batchSize);
     const testMetrics = await evaluateClassifier(finalModel, finalInputs.test, data.test.y, data.classNames, hp.batchSize);
     const params = countParams([...backbone.model.layers, head.pool, head.hidden, head.dropout, head.output]);
-    const model = opts.exportModel ? await exportFullModel(backbone, head, data.classNames) : undefined;
+    // A GraphModel cannot be written in the layers format: graph-backbone trials keep no model.
+    const model = opts.exportModel && !backbone.graph ? await exportFullModel(backbone, head, data.classNames) : undefined;
     return {
       valAccuracy: val.accuracy,
       valLoss: val.loss,

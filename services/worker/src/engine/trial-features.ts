@@ -55,6 +55,15 @@ export interface FeatureMemoRef {
 }
 
 /**
+ * What decides the frozen output besides name, size and cut: the weights,
+ * and for a graph backbone also the node its features come from and its
+ * preprocessing (a graph's label is the user's, so two specs may share one).
+ */
+function featureSourceOf(backbone: Backbone): string {
+  return backbone.graph ? `${backbone.weightsSource}|graph=${backbone.graph.sha256}|output=${backbone.graph.output}|pre=${backbone.preprocessing}` : backbone.weightsSource;
+}
+
+/**
  * Runs the frozen layers once, in inference mode, over every split. Without a
  * cut the whole backbone runs (BatchNorm folded) and is pooled. With a cut the
  * prefix runs (folded) to the cut, and the pooled features come from the tail
@@ -76,7 +85,7 @@ export async function computeTrialFeatures(
   const { batchSize, cut, memo } = opts;
   const augment = activeAugmentation(opts.augment);
   const key = memo
-    ? featureKey({ backbone: backbone.name, weightsSource: backbone.weightsSource, inputSize: backbone.inputSize, cut, dataKey: memo.dataKey, augment: augment ? augmentedPassesKey(augment) : null })
+    ? featureKey({ backbone: backbone.name, weightsSource: featureSourceOf(backbone), inputSize: backbone.inputSize, cut, dataKey: memo.dataKey, augment: augment ? augmentedPassesKey(augment) : null })
     : '';
   const emit: FeatureCacheListener = memo?.onEvent ?? (() => {});
   const stores = memo?.stores ?? [];

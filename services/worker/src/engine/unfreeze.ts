@@ -24,6 +24,9 @@ export function resolveUnfreeze(spec: UnfreezeSpec, backbone: Backbone): Resolve
   const count = layers.length;
   const label = unfreezeLabel(spec);
   const at = (firstTrainable: number): ResolvedUnfreeze => ({ firstTrainable, layers: count - firstTrainable, label });
+  if (backbone.graph && (typeof spec !== 'number' || spec !== 0)) {
+    throw new EngineConfigError(`unfreeze must be 0 for graph backbone '${backbone.name}': a GraphModel is frozen (its weights are graph constants, as hub.KerasLayer(trainable=False)), only the head trains; got ${label}`);
+  }
   if (typeof spec === 'number') {
     if (!Number.isInteger(spec) || spec < 0 || spec >= count) {
       throw new EngineConfigError(`unfreeze must be < ${count} (the layers of '${backbone.name}', input included); got ${spec}`);

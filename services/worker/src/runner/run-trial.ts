@@ -45,7 +45,7 @@ type FeatureCacheArg = FeatureMemo | WorkerFeatureCache | undefined;
 function hyperparamsOf(config: TrialConfig): { hp: TrialHyperparams; size: [number, number] } {
   let size: [number, number];
   try {
-    size = backboneInputSize(config.backbone, config.imageSize ?? undefined);
+    size = backboneInputSize(config.backbone, config.imageSize ?? undefined, config.graph);
   } catch (err) {
     throw new TrialError('INVALID_TRIAL', (err as Error).message, { retryable: false, cause: err });
   }
@@ -62,6 +62,7 @@ function hyperparamsOf(config: TrialConfig): { hp: TrialHyperparams; size: [numb
     batchSize: config.batchSize,
     seed: config.seed,
     ...(config.weights ? { weightsRef: config.weights } : {}),
+    ...(config.graph ? { graph: config.graph } : {}),
     // Trials queued before the recipe knobs existed carry none: the engine's defaults apply.
     ...config.recipe,
     augmentation: config.augmentation ?? null,

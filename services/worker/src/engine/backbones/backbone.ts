@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PreprocessMode } from '../preprocess.js';
 import type { WeightsAccess } from '../weights/read-weights.js';
+import type { GraphBackboneSpec } from './graph-backbone-spec.js';
 
 /** A feature extractor without a classification head. */
 export interface Backbone {
@@ -30,6 +31,18 @@ export interface Backbone {
   pretrained: boolean;
   /** Where the weights came from, for the leaderboard. */
   weightsSource: string;
+  /**
+   * Set for a GraphModel backbone (graph-backbone.ts): frozen (no unfreeze
+   * depth but 0), not exportable in the layers format, and its feature node
+   * is part of the feature-cache key. @default absent (a LayersModel backbone)
+   */
+  graph?: {
+    ref: string;
+    /** The full name of the node the features come from. */
+    output: string;
+    /** sha256 of the topology and weights. */
+    sha256: string;
+  };
 }
 
 /** Options for {@link loadBackbone}. */
@@ -53,6 +66,8 @@ export interface BackboneOptions {
   weightsRef?: string;
   /** How `objstore:` weights refs are reached (the worker's NATS connection). @default none */
   weightsAccess?: WeightsAccess;
+  /** Required for a `graph:` backbone name: the GraphModel to load (graph-backbone-spec.ts). @default none */
+  graph?: GraphBackboneSpec;
 }
 
 /** Which weights {@link BackboneOptions} asks for. */

@@ -1,4 +1,5 @@
-import type { UnfreezeSpec } from '../recipe-options.js';
+import { unfreezesAnything, type UnfreezeSpec } from '../recipe-options.js';
+import { isGraphBackbone } from './graph-backbone-spec.js';
 import { backboneInfo, expandRanges } from './catalog.js';
 
 /**
@@ -6,11 +7,14 @@ import { backboneInfo, expandRanges } from './catalog.js';
  * catalog alone (no TensorFlow.js): `'none'` when nothing fine-tunes (the
  * whole backbone is frozen and pooled), else the deepest clean cut strictly
  * below the first trainable layer — what the worker's cutForUnfreeze gives
- * for the resolved depth. null when the catalog cannot tell (an unknown
+ * for the resolved depth (graph backbones: always `'none'`, they are frozen
+ * whole). null when the catalog cannot tell (an unknown
  * backbone, cuts not listed, or `fineTuneAt` naming a layer by name, which
  * only the built model knows): the planner then keys by the depth as written.
  */
 export function catalogCut(backbone: string, unfreeze: UnfreezeSpec, fineTuneEpochs: number): number | 'none' | null {
+  // A graph backbone is frozen whole (its spec refuses any other depth): its features are the pooled output.
+  if (isGraphBackbone(backbone)) return unfreezesAnything(unfreeze) && fineTuneEpochs > 0 ? null : 'none';
   const info = backboneInfo(backbone);
   if (!info) return null;
   const firstTrainable = firstTrainableOf(unfreeze, info.layers, info.blockStarts);

@@ -11,6 +11,8 @@ import { buildNasNetMobile } from './nasnet-mobile.js';
 import { buildTinyCnn } from './tiny-cnn.js';
 import { buildVgg16 } from './vgg16.js';
 import { loadWeightsInto } from '../weights/load-weights.js';
+import { isGraphBackbone, type GraphBackboneSpec } from './graph-backbone-spec.js';
+import { loadGraphBackbone } from './graph-backbone.js';
 
 export { KNOWN_BACKBONES };
 
@@ -48,9 +50,15 @@ function entryFor(name: string): BackboneEntry {
 /**
  * The [H, W] input size a backbone will be built at.
  * @param requested Square size in pixels; the backbone's default when absent.
+ * @param graph required for a `graph:` backbone, whose size is its spec's inputSize.
  * @throws EngineConfigError for an unknown name or a size below the backbone's minimum.
  */
-export function backboneInputSize(name: string, requested?: number): [number, number] {
+export function backboneInputSize(name: string, requested?: number, graph?: GraphBackboneSpec): [number, number] {
+  // A graph backbone's size is its own (the spec resolved it), whatever the sweep's imageSize.
+  if (isGraphBackbone(name)) {
+    const { inputSize } = graphSpecOf(name, graph);
+    return [inputSize, inputSize];
+  }
   const entry = entryFor(name);
   const size = requested ?? entry.defaultSize;
   if (!Number.isInteger(size) || size < entry.minSize) {
@@ -61,8 +69,21 @@ export function backboneInputSize(name: string, requested?: number): [number, nu
   return [size, size];
 }
 
+function graphSpecOf(name: string, graph: GraphBackboneSpec | undefined): GraphBackboneSpec {
+  if (!graph) throw new EngineConfigError(`backbone '${name}' is a graph backbone but the trial carries no graph spec (where its GraphModel is)`);
+  return graph;
+}
+
 /** Loads a backbone with fresh weights; the caller owns (and disposes) `model`. */
 export async function loadBackbone(name: string, opts: BackboneOptions = {}): Promise<Backbone> {
+  if (isGraphBackbone(name)) {
+    if (opts.weightsRef !== undefined) throw new EngineConfigError(`graph backbone '${name}' takes its weights from its graph; weights refs apply to catalog backbones`);
+    const graph = graphSpecOf(name, opts.graph);
+    if (opts.imageSize !== undefined && opts.imageSize !== graph.inputSize) {
+      throw new EngineConfigError(`imageSize ${opts.imageSize} differs from the inputSize ${graph.inputSize} of graph backbone '${name}'`);
+    }
+    return loadGraphBackbone(name, graph, opts.weightsAccess);
+  }
   const [size] = backboneInputSize(name, opts.imageSize);
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) {

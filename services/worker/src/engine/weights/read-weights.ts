@@ -44,7 +44,7 @@ export function parseModelJson(text: string, where: string): ModelJson {
   const m = json as Partial<ModelJson> | null;
   const groups = m?.weightsManifest;
   if (!Array.isArray(groups) || groups.some((g) => !Array.isArray(g?.paths) || !Array.isArray(g?.weights))) {
-    throw new WeightsError(`${where}: not a tfjs layers-format model.json (needs weightsManifest: [{paths, weights}])`, { retryable: false });
+    throw new WeightsError(`${where}: not a tfjs model.json (layers or graph format; needs weightsManifest: [{paths, weights}])`, { retryable: false });
   }
   return m as ModelJson;
 }
@@ -155,9 +155,11 @@ async function readFromObjectStore(name: string, access: WeightsAccess, where: s
   return a;
 }
 
-/** Reads a model's manifest and weight bytes from wherever `ref` points. */
-export function readWeights(ref: WeightsRef, access: WeightsAccess = {}): Promise<WeightsArtifacts> {
-  const where = `weights ${ref.text}`;
+/**
+ * Reads a model's manifest and weight bytes from wherever `ref` points.
+ * @param where how errors name what was read. @default `weights <ref>`
+ */
+export function readWeights(ref: WeightsRef, access: WeightsAccess = {}, where = `weights ${ref.text}`): Promise<WeightsArtifacts> {
   switch (ref.kind) {
     case 'file':
       return readFromFiles(ref.path, where);
