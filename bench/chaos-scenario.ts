@@ -156,9 +156,9 @@ batchSize: 16
 headUnits: 16
 seed: 11
 maxParallel: ${o.workers * 2}
-# Epoch checkpoints are per trial: fused groups do not save them (see README: Failure handling),
-# and this scenario measures what checkpoints save.
-fuse: false
+# Fused units of up to 3 trials (maxParallel / 2): a killed worker takes a whole unit down, and every
+# member resumes fused from its own epoch checkpoint (see README: Failure handling).
+fuse: { maxTrials: 3 }
 `));
     o.log(`sweep ${sweep.sweepId}: ${o.trials} trials, ${o.workers} workers`);
 

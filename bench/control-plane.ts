@@ -9,9 +9,11 @@
  *
  *   npm run bench:control -- [--trials 10000] [--stored 100000] [--workers 2]
  *        [--epochs 3] [--parallel 16] [--ingest-trials 64] [--ingest-epochs 200]
- *        [--queries 2000] [--quick] [--keep-logs]
+ *        [--queries 2000] [--quick] [--keep-logs] [--no-fuse]
  *
  * --quick: 1,000 trials, 10,000 stored, smaller load and query phases.
+ * --no-fuse: the sweep phase runs every trial as a work unit of its own
+ * (the per-trial overhead is then one trial's round trips, not a unit's share).
  * Progress goes to stdout; the last line is JSON.
  *
  * Definitions (also printed in the JSON):
@@ -22,11 +24,13 @@
  *   worker spends on the control plane per trial: pull, TrialStarted, E
  *   ReportEpoch, TrialFinished (which includes the coordinator queueing the
  *   next trial), ack.
- * - reports ingested per second: ReportService calls (TrialStarted,
- *   ReportEpoch, TrialFinished), each answered only after its record is in
- *   KV, divided by wall time. Reported twice: during the sweep (2 workers,
- *   each one call at a time) and in the load phase (ingest-trials reporters
- *   at once, the coordinator's capacity).
+ * - reports ingested per second: reports (TrialStarted, ReportEpoch,
+ *   TrialFinished), each answered only after it is stored in JetStream (the
+ *   trial's KV record, or for an epoch the epoch log), divided by wall time.
+ *   The worker's Reporter sends reports made while another call is in
+ *   flight together in one batched `Report` call. Reported twice: during the
+ *   sweep (2 workers) and in the load phase (ingest-trials reporters at
+ *   once, the coordinator's capacity).
  * - leaderboard query latency: a LeaderboardService.Query gRPC round trip
  *   (50 rows) from this process, over a mix of query shapes, after one
  *   warm-up query per shape (whose time is reported as coldMs).
@@ -60,6 +64,7 @@ const INGEST_TRIALS = arg('ingest-trials', 64, 32);
 const INGEST_EPOCHS = arg('ingest-epochs', 200, 50);
 const QUERIES = arg('queries', 2000, 300);
 const keepLogs = process.argv.includes('--keep-logs');
+const FUSE = !process.argv.includes('--no-fuse');
 
 const say = (s: string) => console.log(`[bench:control] ${s}`);
 const logDir = mkdtempSync(join(tmpdir(), 'tlsweep-bench-control-'));
@@ -114,7 +119,7 @@ try {
 
   // 4. The sweep.
   t0 = performance.now();
-  const sweep = await client.submit(noopSweepSpec({ name: 'bench-control', trials: TRIALS, epochs: EPOCHS, parallel: PARALLEL, fuse: true }));
+  const sweep = await client.submit(noopSweepSpec({ name: 'bench-control', trials: TRIALS, epochs: EPOCHS, parallel: PARALLEL, fuse: FUSE }));
   const submitMs = performance.now() - t0;
   say(`submitted sweep ${sweep.sweepId}: ${TRIALS} trials × ${EPOCHS} epochs, maxParallel ${PARALLEL} (submit took ${submitMs.toFixed(0)} ms)`);
   for (;;) {
@@ -155,6 +160,9 @@ try {
     workers: WORKERS,
     workerMode: 'processes',
     maxParallel: PARALLEL,
+    // Fused: the planner packs up to maxParallel / 2 noop trials per work unit, and the worker's
+    // Reporter sends a unit's concurrent reports in one batched Report call.
+    fused: FUSE,
     storedTrials: q.total,
     perTrialOverheadMs: {
       median: round(percentile(overhead, 0.5)),
@@ -169,7 +177,7 @@ try {
     trialsPerSec: round(TRIALS / sweepS),
     sweepReportsPerSec: round(sweepReports / sweepS),
     reportsPerSec: round(ingest.perSec),
-    ingest: { concurrentTrials: INGEST_TRIALS, epochs: INGEST_EPOCHS, reports: ingest.reports, seconds: round(ingest.seconds), definition: 'TrialStarted + ReportEpoch + TrialFinished calls answered (each after its KV write) per wall second' },
+    ingest: { concurrentTrials: INGEST_TRIALS, epochs: INGEST_EPOCHS, reports: ingest.reports, seconds: round(ingest.seconds), definition: 'TrialStarted + ReportEpoch + TrialFinished reports answered (each after it is stored in JetStream: KV record or epoch log) per wall second; the Reporter batches concurrent reports into Report calls' },
     leaderboardQueryMs: { p50: round(q.p50), p99: round(q.p99), max: round(q.max), coldMs: q.coldMs.map(round), queries: q.count, definition: 'LeaderboardService.Query gRPC round trip, 50 rows, mixed shapes, after one warm-up per shape' },
     groupByQueryMs: { p50: round(q.groupP50), p99: round(q.groupP99) },
     coordinatorRebuildSeconds: round(rebuildS),

@@ -14,7 +14,9 @@
  * `met` needs the accuracy and the wall time within --budget-min. After
  * --timeout-min the sweep is cancelled and the finished trials are reported.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Trial } from '../proto/generated/tlsweep/v1/tlsweep.js';
 import { TlsweepClient } from '../services/sweeper/src/client.js';
@@ -39,14 +41,16 @@ const elapsed = () => (Date.now() - started) / 1000;
 const log = (line: string) => console.log(`[${elapsed().toFixed(0).padStart(5)}s] ${line}`);
 
 const spec = readFileSync(specFile, 'utf8');
-log(`starting a local cluster: ${workers} ${backend} workers (one per core), spec ${specFile}`);
+const featureCacheDir = mkdtempSync(join(tmpdir(), 'tlsweep-fmnist-features-'));
+log(`starting a local cluster: ${workers} ${backend} workers (one per core), spec ${specFile}, empty feature cache ${featureCacheDir}`);
 const cluster = await startLocalCluster({
   workers,
   logDir: '.tlsweep/logs/bench-fmnist',
   env: { TLSWEEP_BACKEND: backend },
   // Trials with the same cut, seed and augmentation reuse one worker's frozen-prefix
   // features; 10,000 training images (× passes) + 11,000 val/test need more than the 512 MB default.
-  workerEnv: { TLSWEEP_FEATURE_MEMO_MB: flag('feature-memo-mb', '2048') },
+  // A fresh disk tier every run: features a previous run left in ~/.cache would make the wall time a warm one.
+  workerEnv: { TLSWEEP_FEATURE_MEMO_MB: flag('feature-memo-mb', '2048'), TLSWEEP_FEATURE_CACHE_DIR: featureCacheDir },
 });
 const client = new TlsweepClient(cluster.coordinator);
 let exitCode = 1;
@@ -100,5 +104,6 @@ try {
 } finally {
   client.close();
   await cluster.stop();
+  rmSync(featureCacheDir, { recursive: true, force: true });
 }
 process.exit(exitCode);

@@ -11,7 +11,7 @@ describe('the role table', () => {
 
   it('gives workers only the reports and the model announcement, and readers nothing that writes', () => {
     const byRole = (role: string) => Object.entries(METHOD_ROLES).filter(([, r]) => r === role).map(([path]) => path.split('/').pop()).sort();
-    expect(byRole('worker')).toEqual(['ModelStored', 'ReportEpoch', 'TrialFailed', 'TrialFinished', 'TrialStarted']);
+    expect(byRole('worker')).toEqual(['ModelStored', 'Report', 'ReportEpoch', 'TrialFailed', 'TrialFinished', 'TrialStarted']);
     expect(byRole('operator')).toEqual(['CancelSweep', 'PushWeights', 'SubmitSweep']);
     for (const path of byRole('reader')) expect(path).toMatch(/^(Get|List|Watch|Query|Export)/);
   });

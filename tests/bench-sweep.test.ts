@@ -43,6 +43,9 @@ describe('bench:sweep sharing knobs', () => {
     expect(naive.spec.scheduler).toEqual({ kind: 'fifo' });
     expect(full.workerEnv.TLSWEEP_FEATURE_MEMO_MB).not.toBe('0');
     expect(full.spec.scheduler).toMatchObject({ kind: 'asha', gracePeriod: 1, reductionFactor: 3 });
+    // A nested knob (fuse.shareHeads) goes into its parent's object, and nowhere when the parent is off.
+    expect(full.spec.fuse).toEqual({ maxTrials: 12, shareHeads: true });
+    expect(naive.spec.fuse).toBe(false);
     for (const k of SHARING_KNOBS) {
       expect(naive.listed[k.name].on).toBe(false);
       expect(full.listed[k.name].on).toBe(true);

@@ -14,7 +14,7 @@ import { Reporter } from '../services/worker/src/runner/reporter.js';
 import { TrialConsumer } from '../services/worker/src/runner/trial-consumer.js';
 import { waitFor } from './helpers/wait-for.js';
 
-const spec = (fuse: string) => `
+const spec = (fuse: string, maxParallel = 8) => `
 name: fused
 dataset: {kind: synthetic, classes: 3, perClass: 12, seed: 2}
 backbones: [tiny_cnn]
@@ -26,7 +26,7 @@ headEpochs: 2
 fineTuneEpochs: 1
 batchSize: 8
 headUnits: 8
-maxParallel: 8
+maxParallel: ${maxParallel}
 fuse: ${fuse}
 `;
 
@@ -53,8 +53,8 @@ describe('a sweep with fused work units gives the same leaderboard as one trial 
     await nats?.stop();
   });
 
-  async function run(fuse: string, messages: number) {
-    const sweep = await client.submit(spec(fuse));
+  async function run(fuse: string, messages: number, maxParallel?: number) {
+    const sweep = await client.submit(spec(fuse, maxParallel));
     const worker = new TrialConsumer({ nc, reporter, workerId: `w-${fuse}`, backend: 'cpu', log: silentLogger, maxTrials: messages, heartbeatMs: 5000 });
     await worker.run();
     await waitFor(async () => (await client.get(sweep.sweepId)).status === 'completed', 10_000);
@@ -62,9 +62,17 @@ describe('a sweep with fused work units gives the same leaderboard as one trial 
     return { sweepId: sweep.sweepId, rows: new Map(rows.map((r) => [`${r.unfreeze}|${r.learningRate}|${r.dropout}`, r])) };
   }
 
-  it('2 units fused vs 8 single trials: same trials, same accuracies and losses (1e-4), every trial reported its own epochs', async () => {
-    const fused = await run('{maxTrials: 8}', 2);
-    const single = await run('false', 8);
+  let single: Awaited<ReturnType<typeof run>> | undefined;
+  const singleRun = async () => (single ??= await run('false', 8));
+
+  it.each([
+    ['2 units fused', '{maxTrials: 8}', 2, undefined],
+    // Head-only trials ride on the depth-6 unit: phase 1 trains once per (lr, dropout) for both depths.
+    // 16 slots: the unit of 8 fits in half of maxParallel.
+    ['1 unit with shared phase 1 (shareHeads)', '{maxTrials: 8, shareHeads: true}', 1, 16],
+  ])('%s vs 8 single trials: same trials, same accuracies and losses (1e-4), every trial reported its own epochs', async (_label, fuseSpec, messages, maxParallel) => {
+    const fused = await run(fuseSpec as string, messages as number, maxParallel as number | undefined);
+    const single = await singleRun();
     expect(fused.rows.size).toBe(8);
     expect([...fused.rows.keys()].sort()).toEqual([...single.rows.keys()].sort());
     for (const [key, f] of fused.rows) {

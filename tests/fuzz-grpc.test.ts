@@ -119,10 +119,10 @@ describe('every gRPC request (property-based, real server)', () => {
     await nats?.stop();
   });
 
-  /** Last sequence of both KV streams: unchanged means nothing was written. */
+  /** Last sequence of both KV streams and the epoch log: unchanged means nothing was written. */
   const kvMark = async () => {
-    const [a, b] = await Promise.all([jsm.streams.info('KV_tlsweep-sweeps'), jsm.streams.info('KV_tlsweep-trials')]);
-    return `${a.state.last_seq}/${b.state.last_seq}`;
+    const [a, b, e] = await Promise.all([jsm.streams.info('KV_tlsweep-sweeps'), jsm.streams.info('KV_tlsweep-trials'), jsm.streams.info('TLSWEEP_EPOCHS')]);
+    return `${a.state.last_seq}/${b.state.last_seq}/${e.state.last_seq}`;
   };
 
   /** Calls, then checks the status is deliberate, names a field when invalid, and that a refusal wrote nothing. */
@@ -198,6 +198,36 @@ describe('every gRPC request (property-based, real server)', () => {
         await check('TrialFailed', (cb) => reports.trialFailed(TrialFailedRequest.fromPartial({ trialId: tid, attempt: (attempt + 1) >>> 0, error: text, code: text, retrying: flag, leaseToken }), cb));
       }),
       { numRuns: 40, seed: 9 },
+    );
+  });
+
+  it('ReportService.Report: every item gets a deliberate status naming its field; an all-refused batch writes nothing', async () => {
+    const metrics = fc.record({ phase: fc.constantFrom('head', 'finetune', ''), epoch: u32, loss: num, accuracy: num, valLoss: num, valAccuracy: num, seconds: num });
+    const leaseArb = fc.oneof(fc.constant(''), fc.string({ maxLength: 50 }), fc.constant(null).map(() => lease));
+    const item = fc.oneof(
+      fc.record({ trialId: id(() => trialId), attempt: u32, worker: fc.string({ maxLength: 8 }) }).map((r) => ({ started: TrialStartedRequest.fromPartial(r) })),
+      fc.record({ trialId: id(() => trialId), attempt: u32, leaseToken: leaseArb, metrics: fc.option(metrics, { nil: undefined }) }).map((r) => ({ epoch: ReportEpochRequest.fromPartial(r) })),
+      // Finished only with a forged lease: a real one would end the property's target.
+      fc.record({ trialId: id(() => trialId), attempt: u32, leaseToken: fc.string({ maxLength: 20 }), valAccuracy: num }).map((r) => ({ finished: TrialFinishedRequest.fromPartial(r) })),
+      fc.record({ trialId: id(() => trialId), attempt: u32, leaseToken: leaseArb, error: fc.string({ maxLength: 10 }), retrying: fc.constant(true) }).map((r) => ({ failed: TrialFailedRequest.fromPartial({ ...r, attempt: (r.attempt + 1) >>> 0 }) })),
+      // Malformed: no report, or two at once.
+      fc.constant({}),
+      fc.constant(null).map(() => ({ started: TrialStartedRequest.fromPartial({ trialId, attempt: 1 }), failed: TrialFailedRequest.fromPartial({ trialId, attempt: 1 }) })),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(item, { maxLength: 8 }), async (items) => {
+        const before = await kvMark();
+        const res = await new Promise<{ err: grpc.ServiceError | null; results: Array<{ code: number; details: string }> }>((resolve) =>
+          reports.report({ items } as never, (err, r) => resolve({ err, results: r?.results ?? [] })));
+        expect(res.err).toBeNull();
+        expect(res.results).toHaveLength(items.length);
+        for (const r of res.results) {
+          if (!DELIBERATE.has(r.code)) throw new Error(`Report item: ${grpc.status[r.code]} ${r.details}`);
+          if (r.code === grpc.status.INVALID_ARGUMENT) expect(r.details).toMatch(/[\w.[\]]+: /);
+        }
+        if (res.results.every((r) => r.code !== grpc.status.OK)) expect(await kvMark()).toBe(before);
+      }),
+      { numRuns: 30, seed: 13 },
     );
   });
 

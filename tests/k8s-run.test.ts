@@ -79,10 +79,6 @@ describe('tlsweep k8s run', () => {
     api.onJobCreated = (job: V1Job) => {
       void (async () => {
         api.pods = podsFor(job, () => ({ status: { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] } }));
-        await Promise.all(api.pods.map(async (pod) => {
-          const { proc } = await spawnService(pod.metadata!.name!, WORKER_MAIN, { ...env, TLSWEEP_WORKER_ID: pod.metadata!.name! }, createWriteStream(join(logDir, `${pod.metadata!.name}.log`)), 'worker.ready');
-          workers.push(proc);
-        }));
         const n = api.pods.length;
         api.putJob({ ...job, status: { active: n, ready: n } });
         // The connection drops: the launcher must resume from the last resourceVersion it saw.
@@ -97,6 +93,13 @@ describe('tlsweep k8s run', () => {
         api.dropWatches();
         api.putJob({ ...api.jobs.get(`tlsweep/${job.metadata!.name}`)!, status: { active: n, ready: n, failed: 2 } });
         api.compact();
+        // The pods' workers start only once the watch has been through all of that:
+        // a tiny sweep could otherwise finish (and the launcher stop watching) first.
+        await waitFor(() => lines0().some((l) => l.includes('failed 2')), 5000, 'status after 410 Gone');
+        await Promise.all(api.pods.map(async (pod) => {
+          const { proc } = await spawnService(pod.metadata!.name!, WORKER_MAIN, { ...env, TLSWEEP_WORKER_ID: pod.metadata!.name! }, createWriteStream(join(logDir, `${pod.metadata!.name}.log`)), 'worker.ready');
+          workers.push(proc);
+        }));
       })();
     };
     api.onJobDeleted = () => workers.forEach((w) => w.child.kill('SIGTERM'));

@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, startCoordinator, TRIAL_STREAM, WORKER_CONSUMER, type RunningCoordinator } from '../services/coordinator/src/index.js';
+import { AFFINITY_STREAM, AffinityQueue, CacheHolders, loadConfig, openInbox, startCoordinator, TRIAL_STREAM, WORKER_CONSUMER, type RunningCoordinator } from '../services/coordinator/src/index.js';
 import { startNatsServer, type RunningNatsServer } from '../services/sweeper/src/nats-server.js';
 import { FEATURE_BUCKET, ObjectFeatureStore } from '../services/worker/src/index.js';
 
@@ -88,6 +88,7 @@ describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
     expect(await outcome(js.publish('tlsweep.trials.x', '{"v":1}'))).toMatch(/Permissions Violation for Publish to "tlsweep.trials.x"/);
     expect(await outcome(js.publish('$KV.tlsweep-trials.s-x.t-x', '{}'))).toMatch(/Permissions Violation for Publish to "\$KV.tlsweep-trials/);
     expect(await outcome(js.publish('$KV.tlsweep-sweeps.s-x', '{}'))).toMatch(/Permissions Violation/);
+    expect(await outcome(js.publish('tlsweep.epochs.s-x.t-x', '{}'))).toMatch(/Permissions Violation for Publish to "tlsweep.epochs.s-x.t-x"/);
     // Nor delete a queued trial or the stream, or read the lease secret.
     const wjsm = await jetstreamManager(worker, { timeout: 2000, checkAPI: false });
     expect(await outcome(wjsm.streams.deleteMessage(TRIAL_STREAM, 1))).toMatch(/Permissions Violation/);
@@ -95,6 +96,26 @@ describe('NATS per-role permissions (deploy/nats/nats-server.conf)', () => {
     expect(await outcome(worker.request('$JS.API.DIRECT.GET.KV_tlsweep-coordinator.$KV.tlsweep-coordinator.lease-secret', '', { timeout: 2000 }))).toMatch(/Permissions Violation/);
     expect((await jsm.streams.info(TRIAL_STREAM)).state.messages).toBe(before);
     expect((await jsm.streams.info('KV_tlsweep-trials')).state.messages).toBe(2);
+  });
+
+  it('cache-affinity: a worker advertises in the holders KV and pulls its inbox, but may not publish into any inbox', async () => {
+    const holders = await CacheHolders.open(worker, { create: false, ttlMs: 30_000 });
+    await holders.advertise('w-perm', ['key-1']);
+    // Read back through the coordinator's login (a worker never lists holders).
+    expect(await (await CacheHolders.open(coord.nc)).holdersOf('key-1')).toEqual(['w-perm']);
+    const inboxes = await AffinityQueue.open(coord.nc);
+    await inboxes.inbox('w-perm');
+    const seq = await inboxes.publish('w-perm', { v: 1, config: { trialId: 't-perm' } as never });
+    const inbox = await openInbox(worker, 'w-perm');
+    expect(inbox).not.toBeNull();
+    const msg = await inbox!.next({ expires: 2000 });
+    expect(msg?.seq).toBe(seq);
+    expect(await msg!.ackAck()).toBe(true);
+    const js = jetstream(worker, { timeout: 2000 });
+    expect(await outcome(js.publish('tlsweep.affinity.w-perm', '{"v":1}'))).toMatch(/Permissions Violation for Publish to "tlsweep.affinity.w-perm"/);
+    const wjsm = await jetstreamManager(worker, { timeout: 2000, checkAPI: false });
+    expect(await outcome(wjsm.consumers.add(AFFINITY_STREAM, { durable_name: 'evil', filter_subject: 'tlsweep.affinity.w-perm' }))).toMatch(/Permissions Violation/);
+    await holders.withdraw('w-perm', ['key-1']);
   });
 
   it('a worker reads weights but cannot overwrite them, and writes checkpoints', async () => {

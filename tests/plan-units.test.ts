@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { featureKey, fusableGroups, fusionKey, planUnits } from '../services/coordinator/src/planner/plan-units.js';
+import { featureKey, fusableGroups, fusionKey, headFusionKey, planUnits } from '../services/coordinator/src/planner/plan-units.js';
 import { expandAll } from '../services/coordinator/src/searchers/searcher.js';
 import { createSearcher } from '../services/coordinator/src/searchers/create-searcher.js';
 import { parseSweepSpec } from '../services/coordinator/src/spec/validate-spec.js';
@@ -81,5 +81,57 @@ maxParallel: 16
     expect(() => parseSweepSpec(`${base}fuse: {maxTrials: 0}`)).toThrow(/fuse.maxTrials/);
     expect(() => parseSweepSpec(`${base}fuse: {max: 3}`)).toThrow(/fuse.max/);
     expect(() => parseSweepSpec(`${base}fuse: 3`)).toThrow(/fuse/);
+    expect(parseSweepSpec(`${base}fuse: {maxTrials: 3, shareHeads: true}`).fuse).toEqual({ maxTrials: 3, shareHeads: true });
+    expect(parseSweepSpec(`${base}fuse: {shareHeads: false}`).fuse).toEqual({ maxTrials: 8 });
+    expect(() => parseSweepSpec(`${base}fuse: {shareHeads: 1}`)).toThrow(/fuse.shareHeads/);
+  });
+});
+
+describe('planner: shared phase 1 (fuse.shareHeads)', () => {
+  // The bench grid: unfreeze {0, 11, 20} × 3 learning rates × 2 dropouts on MobileNetV2 (cuts 143 and 134).
+  const spec = parseSweepSpec(`
+name: share
+dataset: { kind: synthetic }
+backbones: [mobilenet_v2]
+imageSize: 32
+unfreeze: [0, 11, 20]
+learningRates: [0.001, 0.0003, 0.0001]
+dropouts: [0.2, 0.5]
+maxParallel: 36
+fuse: { maxTrials: 12, shareHeads: true }
+`);
+  const configs = expandAll(createSearcher(spec)).map((p, index) => config(index, { ...p, trialId: `sw-t${index}` }));
+  const byId = (id: string) => configs.find((c) => c.trialId === id)!;
+
+  it('head-only trials join the fine-tune unit that unfreezes the fewest layers; each fine-tune depth keeps its own unit', () => {
+    const units = planUnits(configs, spec.fuse!, spec.maxParallel);
+    expect(units).toHaveLength(2);
+    const depths = units.map((u) => [...new Set(u.trialIds.map((id) => byId(id).unfreeze))].sort((a, b) => Number(a) - Number(b)));
+    expect(depths).toEqual(expect.arrayContaining([[0, 11], [20]]));
+    expect(new Set(units.flatMap((u) => u.trialIds)).size).toBe(18);
+    // The worker sees one fusable group per unit: head-only trials ride on the fine-tune group.
+    for (const u of units) expect(fusableGroups(u.trialIds.map(byId), { shareHeads: true })).toHaveLength(1);
+    // Without shareHeads: one unit per cut, head-only trials on their own.
+    const plain = planUnits(configs, { maxTrials: 12 }, spec.maxParallel);
+    expect(plain).toHaveLength(3);
+    for (const u of plain) expect(new Set(u.trialIds.map((id) => featureKey(byId(id)))).size).toBe(1);
+    // Deterministic.
+    expect(planUnits([...configs].reverse(), spec.fuse!, spec.maxParallel)).toEqual(units);
+  });
+
+  it('only trials whose phase 1 is the same join: other head epochs, seed or data stay apart', () => {
+    const tuned = config(0, { unfreeze: 11, fineTuneEpochs: 2 });
+    const twin = config(1, { unfreeze: 0, learningRate: 0.5 });
+    const noFineTune = config(2, { unfreeze: 20, fineTuneEpochs: 0 });
+    expect(headFusionKey(twin)).toBe(headFusionKey(tuned));
+    expect(headFusionKey(noFineTune)).toBe(headFusionKey(tuned));
+    for (const other of [config(3, { unfreeze: 0, headEpochs: 3 }), config(4, { unfreeze: 0, seed: 9 }), config(5, { unfreeze: 0, dataset: { kind: 'synthetic', seed: 3 } })]) {
+      expect(headFusionKey(other)).not.toBe(headFusionKey(tuned));
+      const units = planUnits([tuned, other], { maxTrials: 8, shareHeads: true }, 16);
+      expect(units.map((u) => u.trialIds)).toEqual([[tuned.trialId], [other.trialId]]);
+    }
+    expect(planUnits([tuned, twin, noFineTune], { maxTrials: 8, shareHeads: true }, 16).map((u) => u.trialIds)).toEqual([[tuned.trialId, twin.trialId, noFineTune.trialId]]);
+    // Two fine-tune depths never fuse, shared heads or not.
+    expect(fusableGroups([tuned, config(6, { unfreeze: 20 }), twin], { shareHeads: true })).toEqual([[tuned, twin], [config(6, { unfreeze: 20 })]]);
   });
 });

@@ -14,9 +14,9 @@ export interface SharingKnob {
   name: string;
   /** What it shares, in a few words. */
   doc: string;
-  /** A worker environment variable, or a top-level sweep-spec field. */
+  /** A worker environment variable, or a sweep-spec field. */
   kind: 'worker-env' | 'spec';
-  /** The variable or field name. */
+  /** The variable or field name; `parent.field` for a field inside an object-valued spec field set by an earlier row (skipped when that one is not an object in the run). */
   key: string;
   /** Its value in the naive run (every trial alone). */
   off: (o: SweepBenchOptions) => string | boolean | Record<string, unknown>;
@@ -55,7 +55,16 @@ export const SHARING_KNOBS: readonly SharingKnob[] = [
     kind: 'spec',
     key: 'fuse',
     off: () => false,
-    on: () => ({ maxTrials: 8 }),
+    // A unit can hold a fine-tune group (lr × dropout) with its head-only twins (sharedHeadPhase).
+    on: (o) => ({ maxTrials: Math.max(8, 2 * o.learningRates.length * o.dropouts.length) }),
+  },
+  {
+    name: 'sharedHeadPhase',
+    doc: 'head-only trials join the fine-tune unit that unfreezes the fewest layers; phase 1 (head on the frozen backbone\'s pooled features) trains once per head config and forks into each trial of any depth',
+    kind: 'spec',
+    key: 'fuse.shareHeads',
+    off: () => false,
+    on: () => true,
   },
   {
     name: 'earlyStopping',
@@ -75,13 +84,24 @@ export interface KnobSettings {
   listed: Record<string, { key: string; value: unknown; on: boolean | null }>;
 }
 
+/** Sets `key` in `spec`; `parent.field` goes into the object at `parent` (copied), and nowhere when there is none (naive's `fuse: false`). */
+function setSpecField(spec: Record<string, unknown>, key: string, value: unknown): void {
+  const dot = key.indexOf('.');
+  if (dot < 0) {
+    spec[key] = value;
+    return;
+  }
+  const parent = spec[key.slice(0, dot)];
+  if (parent !== null && typeof parent === 'object') spec[key.slice(0, dot)] = { ...parent, [key.slice(dot + 1)]: value };
+}
+
 /** The knob settings of the `naive` (all off) or `tlsweep` (all on) run, plus that run's extras from the command line. */
 export function knobSettings(run: 'naive' | 'tlsweep', o: SweepBenchOptions): KnobSettings {
   const out: KnobSettings = { workerEnv: {}, spec: {}, listed: {} };
   for (const k of SHARING_KNOBS) {
     const value = run === 'naive' ? k.off(o) : k.on(o);
     if (k.kind === 'worker-env') out.workerEnv[k.key] = value as string;
-    else out.spec[k.key] = value;
+    else setSpecField(out.spec, k.key, value);
     out.listed[k.name] = { key: k.key, value, on: run === 'tlsweep' };
   }
   // Extras win over the table; whether they turn sharing on is the user's to say, so `on` is null.

@@ -29,8 +29,9 @@ export function benchSweepSpec(name: string, o: SweepBenchOptions, knobFields: R
     seed: o.seed,
     search: 'grid',
     // Two per worker: a worker never waits for the coordinator to queue its next trial.
-    // Enough slots that a work unit (at most half of maxParallel) can hold a whole fusable group (lr × dropout).
-    maxParallel: Math.max(2 * o.workers, 2 * o.learningRates.length * o.dropouts.length),
+    // Enough slots that a work unit (at most half of maxParallel) can hold a whole fusable group (lr × dropout,
+    // with its head-only twins when phase 1 is shared), and the other units queue beside it.
+    maxParallel: Math.max(2 * o.workers, 2 * o.learningRates.length * o.dropouts.length * Math.max(1, o.unfreeze.length)),
     split: BENCH_SPLIT,
     ...knobFields,
   };

@@ -52,6 +52,16 @@ export interface CoordinatorConfig {
    * 0 = leave it to the workers. @default 0
    */
   featureStoreMb?: number;
+  /**
+   * TLSWEEP_AFFINITY=1|0: cache-affinity dispatch. A unit whose frozen-prefix features a live worker
+   * advertises (KV `tlsweep-cache-holders`) goes to that worker's inbox (stream TLSWEEP_AFFINITY); if it
+   * does not start there within TLSWEEP_AFFINITY_WAIT_MS it goes to the shared queue. @default true
+   */
+  affinity?: boolean;
+  /** TLSWEEP_AFFINITY_WAIT_MS: how long a holder has to start a unit routed to it. @default 5000 */
+  affinityWaitMs?: number;
+  /** TLSWEEP_CACHE_HOLDERS_TTL_MS: lifetime of a worker's feature advertisement (workers refresh every third of it; a dead one is forgotten after it). Set the same on workers. @default 30000 */
+  cacheHoldersTtlMs?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
@@ -77,6 +87,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CoordinatorCon
     natsAuth: natsAuthFromEnv(env),
     allowNoopBackbone: boolFlag(env, 'TLSWEEP_ALLOW_NOOP_BACKBONE'),
     featureStoreMb: intEnv(env, 'TLSWEEP_FEATURE_STORE_MB', 0, 0),
+    affinity: env.TLSWEEP_AFFINITY === undefined || env.TLSWEEP_AFFINITY === '' ? true : boolFlag(env, 'TLSWEEP_AFFINITY'),
+    affinityWaitMs: intEnv(env, 'TLSWEEP_AFFINITY_WAIT_MS', 5000, 0),
+    cacheHoldersTtlMs: intEnv(env, 'TLSWEEP_CACHE_HOLDERS_TTL_MS', 30_000, 1000),
   };
 }
 

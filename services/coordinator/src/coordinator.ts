@@ -11,9 +11,13 @@ import { LeaderboardIndex } from './leaderboard/leaderboard-index.js';
 import { PendingQueue } from './pending-queue.js';
 import { silentLogger, type Logger } from './log.js';
 import { TrialQueue, type TrialQueueOptions } from './queue/trial-queue.js';
+import { AffinityQueue } from './queue/affinity-queue.js';
+import { AffinityRouter } from './queue/affinity-router.js';
+import { CacheHolders } from './queue/cache-holders.js';
 import { planUnits } from './planner/plan-units.js';
 import {
   newTrialRecord,
+  type TrialTask,
   TERMINAL_TRIAL_STATUSES,
   unitOf,
   type EpochRecord,
@@ -32,6 +36,7 @@ import { datasetLabel, SPEC_DEFAULTS, SPEC_LIMITS, type SweepSpec, type TrialCon
 import type { ClassificationMetrics } from '../../worker/src/engine/metrics.js';
 import type { PhaseSeconds } from '../../worker/src/engine/phase-timer.js';
 import { StateStore } from './store/state-store.js';
+import { applyEpochEntries, type EpochEntry } from './store/epoch-log.js';
 import type { EarlyStopReport } from '../../worker/src/engine/early-stopping.js';
 import { unfreezesAnything } from '../../worker/src/engine/recipe-options.js';
 import { ModelObjects, type ModelUpload, type StoredModel, type StoredModelInfo } from './store/model-objects.js';
@@ -57,6 +62,28 @@ export interface CoordinatorOptions {
   allowNoopBackbone?: boolean;
   /** Where workers keep epoch checkpoints: a trial's is deleted once the trial is terminal. @default none */
   checkpoints?: { delete(trialId: string): Promise<void> };
+  /** Cache-affinity dispatch (TLSWEEP_AFFINITY): units go to a worker that holds their features. @default null (off) */
+  affinity?: AffinityOptions | null;
+}
+
+/** Cache-affinity dispatch settings. */
+export interface AffinityOptions {
+  /** TLSWEEP_AFFINITY_WAIT_MS: how long a holder has to start a unit before it goes to the shared queue (anyone). @default 5000 */
+  waitMs?: number;
+  /** TLSWEEP_CACHE_HOLDERS_TTL_MS: lifetime of a worker's advertisement; a dead holder is forgotten after it. @default 30000 */
+  holdersTtlMs?: number;
+}
+
+/** Cache-affinity dispatch counters (coordinator /metrics). */
+export interface AffinityStats {
+  /** Units published to a worker that advertised their features. */
+  routed: number;
+  /** Of those, units whose holder started them (an affinity hit). */
+  hits: number;
+  /** Units the holder did not start within the wait, moved to the shared queue. */
+  fallbacks: number;
+  /** Units taken from an inbox whose delivery failed, drained or died, moved to the shared queue. */
+  requeues: number;
 }
 
 /** What watchers of a sweep receive. */
@@ -140,6 +167,16 @@ export class Coordinator {
   private readonly maxRunningSweeps: number;
   private readonly maxTrialsPerSweep: number;
   private readonly checkpoints: CoordinatorOptions['checkpoints'];
+  /** Cache-affinity dispatch; null when off. */
+  private affinity: { router: AffinityRouter; inboxes: AffinityQueue; holders: CacheHolders; waitMs: number } | null = null;
+  /** Units in an inbox, each with the timer that checks on it (fallback, failed or dead holder). */
+  private readonly inboxWatches = new Map<string, NodeJS.Timeout>();
+  private readonly affinityCounts: AffinityStats = { routed: 0, hits: 0, fallbacks: 0, requeues: 0 };
+  /** trialId → the worker it keeps busy (running it, or holding it in its inbox); see trackBusy. */
+  private readonly busyWith = new Map<string, string>();
+  /** worker → how many trials keep it busy. */
+  private readonly busyWorkers = new Map<string, number>();
+  private closed = false;
 
   private constructor(private readonly store: StateStore, private readonly queue: TrialQueue, private readonly models: ModelObjects, private readonly lease: LeaseSigner, opts: CoordinatorOptions) {
     this.log = opts.log ?? silentLogger;
@@ -158,6 +195,11 @@ export class Coordinator {
     const models = await ModelObjects.open(opts.nc, { replicas: opts.replicas });
     const lease = await loadLeaseSigner(opts.nc, { configured: opts.leaseSecret, replicas: opts.replicas });
     const c = new Coordinator(store, queue, models, lease, opts);
+    if (opts.affinity) {
+      const inboxes = await AffinityQueue.open(opts.nc, { replicas: opts.replicas, ackWaitMs: opts.queue?.ackWaitMs });
+      const holders = await CacheHolders.open(opts.nc, { ttlMs: opts.affinity.holdersTtlMs ?? 30_000, replicas: opts.replicas });
+      c.affinity = { router: new AffinityRouter(queue, inboxes, holders), inboxes, holders, waitMs: opts.affinity.waitMs ?? 5000 };
+    }
     await c.rebuild();
     c.watchAdvisories(opts.nc);
     return c;
@@ -193,6 +235,10 @@ export class Coordinator {
   }
 
   private async onTerminated(seq: number, deliveries: number, reason: string): Promise<void> {
+    // nats-server 2.9 also sends this advisory, with 0 deliveries, when a message a consumer had handed
+    // out and got back (nak) is deleted from the stream: that is the coordinator's own removal (a cancel,
+    // a fallback), not a worker giving up on the trial.
+    if (deliveries < 1) return;
     // Every trial of the terminated unit that has not ended (its worker reported each one's failure first, normally).
     for (const trialId of this.bySeq.get(seq) ?? []) await this.failTerminated(this.trials.get(trialId), deliveries, reason);
     await this.queue.remove(seq);
@@ -201,7 +247,8 @@ export class Coordinator {
   private async failTerminated(t: TrialRecord | undefined, deliveries: number, reason: string): Promise<void> {
     if (t && !TERMINAL_TRIAL_STATUSES.has(t.status)) {
       await this.lock.run(`trial:${t.config.trialId}`, async () => {
-        if (TERMINAL_TRIAL_STATUSES.has(t.status)) return;
+        // A cancelled sweep's trials end as cancelled (cancelWaitingTrials, or STOP at their next report).
+        if (TERMINAL_TRIAL_STATUSES.has(t.status) || this.sweeps.get(t.config.sweepId)?.status !== 'running') return;
         await this.updateTrial(t, (x) => {
           x.status = 'failed';
           x.error = `TERMINATED by the worker after ${deliveries} deliveries: ${reason || t.error || 'no reason given'}`;
@@ -239,6 +286,9 @@ export class Coordinator {
 
   /** Stops listening for queue advisories (the NATS connection is the caller's). */
   close(): void {
+    this.closed = true;
+    for (const t of this.inboxWatches.values()) clearTimeout(t);
+    this.inboxWatches.clear();
     this.advisories?.unsubscribe();
     this.advisories = null;
     this.terminated?.unsubscribe();
@@ -246,7 +296,7 @@ export class Coordinator {
   }
 
   private async rebuild(): Promise<void> {
-    const [sweeps, trials] = await Promise.all([this.store.loadSweeps(), this.store.loadTrials()]);
+    const [sweeps, trials] = await Promise.all([this.store.loadSweeps(), this.store.loadTrials((err) => this.log.warn('epochs.purge_failed', { error: err }))]);
     for (const s of sweeps) this.sweeps.set(s.sweepId, s);
     for (const t of trials) this.index(t);
     let resumed = 0;
@@ -259,6 +309,7 @@ export class Coordinator {
       }
       if (s.status !== 'running') continue;
       await this.reconcileLostMessages(s.sweepId);
+      this.rewatchInboxes(s.sweepId);
       // A crash while a sweep was being written leaves trials missing; the searchers are deterministic, so recreate them.
       const have = this.trialsBySweep.get(s.sweepId)?.size ?? 0;
       if (have < s.trialCount) await this.createTrials(s);
@@ -289,6 +340,29 @@ export class Coordinator {
       if (!q) this.pending.set(t.config.sweepId, (q = new PendingQueue()));
       q.push(t);
     }
+    this.trackBusy(t);
+  }
+
+  /**
+   * Which worker a trial keeps busy: the one running it, or the one whose
+   * inbox holds it. Kept per worker so cache-affinity routing can pick an
+   * idle holder without scanning every trial.
+   */
+  private trackBusy(t: TrialRecord): void {
+    const id = t.config.trialId;
+    const now = t.status === 'running' && t.worker ? t.worker : t.status === 'queued' && t.inbox ? t.inbox.worker : undefined;
+    const prev = this.busyWith.get(id);
+    if (prev === now) return;
+    if (prev !== undefined) {
+      const n = (this.busyWorkers.get(prev) ?? 1) - 1;
+      if (n > 0) this.busyWorkers.set(prev, n);
+      else this.busyWorkers.delete(prev);
+      this.busyWith.delete(id);
+    }
+    if (now !== undefined) {
+      this.busyWorkers.set(now, (this.busyWorkers.get(now) ?? 0) + 1);
+      this.busyWith.set(id, now);
+    }
   }
 
   /**
@@ -296,22 +370,25 @@ export class Coordinator {
    * in-memory record is rolled back, so memory never runs ahead of KV (a
    * retried report then finds the trial as KV has it).
    */
-  private async updateTrial(t: TrialRecord, change: (t: TrialRecord) => void): Promise<void> {
+  private async updateTrial(t: TrialRecord, change: (t: TrialRecord) => void, epoch?: Omit<EpochEntry, 'trialId'>): Promise<void> {
     // Changes replace top-level fields or history entries, never mutate nested objects in place,
     // so a shallow copy (and a copy of the history array) is enough to roll back; a deep clone per report is not.
     const before: TrialRecord = { ...t, history: t.history.slice() };
     change(t);
     t.updatedAtMs = Date.now();
     try {
-      await this.store.putTrial(t);
+      // `epoch`: the change is that epoch and nothing else, so logging the epoch stores it (see store/epoch-log.ts).
+      await (epoch ? this.store.appendEpoch(t, epoch) : this.store.putTrial(t));
     } catch (err) {
       Object.assign(t, before);
       throw err;
     }
     this.index(t);
-    if (this.checkpoints && TERMINAL_TRIAL_STATUSES.has(t.status) && !TERMINAL_TRIAL_STATUSES.has(before.status)) {
+    if (TERMINAL_TRIAL_STATUSES.has(t.status) && !TERMINAL_TRIAL_STATUSES.has(before.status)) {
+      // The final record holds the whole history: the logged epochs are no longer needed (a restart purges any left).
+      void this.store.purgeEpochs(t).catch((err) => this.log.warn('epochs.purge_failed', { trialId: t.config.trialId, error: err }));
       // Nothing will resume a terminal trial; a checkpoint left behind expires with the bucket's TTL.
-      void this.checkpoints.delete(t.config.trialId).catch((err) => this.log.warn('checkpoint.delete_failed', { trialId: t.config.trialId, error: err }));
+      if (this.checkpoints) void this.checkpoints.delete(t.config.trialId).catch((err) => this.log.warn('checkpoint.delete_failed', { trialId: t.config.trialId, error: err }));
     }
   }
 
@@ -484,8 +561,10 @@ export class Coordinator {
       if (t.status !== 'pending' && t.status !== 'queued') continue;
       await this.lock.run(`trial:${t.config.trialId}`, async () => {
         if (t.status === 'queued' && t.queueSeq > 0) await this.queue.remove(t.queueSeq);
+        if (t.inbox && this.affinity) await this.affinity.inboxes.remove(t.inbox.seq);
         await this.updateTrial(t, (x) => {
           x.status = 'cancelled';
+          x.inbox = null;
         });
       });
     }
@@ -536,17 +615,148 @@ export class Coordinator {
     // A requeued unit (its message was lost) gets a new message id, or the duplicate window would drop it.
     const requeues = Math.max(...pending.map((t) => t.requeues ?? 0));
     const single = pending.length === 1 && unitId === pending[0].config.trialId;
-    const seq = await this.queue.publish(single ? { v: 1, config: pending[0].config } : { v: 2, unitId, configs: pending.map((t) => t.config) },
-      requeues > 0 ? `${unitId}.r${requeues}` : undefined);
-    for (const t of pending) {
-      await this.lock.run(`trial:${t.config.trialId}`, async () => {
-        await this.updateTrial(t, (x) => {
-          x.queueSeq = seq;
-          x.status = 'queued';
-        });
+    // A unit that once left an inbox keeps numbering its attempts after the inbox delivery (see minAttempt).
+    const base = Math.max(0, ...pending.map((t) => (t.minAttempt ?? 0) - 1));
+    const task: TrialTask = single ? { v: 1, config: pending[0].config } : { v: 2, unitId, configs: pending.map((t) => t.config) };
+    if (base > 0) task.attemptBase = base;
+    const msgId = requeues > 0 ? `${unitId}.r${requeues}` : undefined;
+    // Nothing to cache on the noop backbone: routing would only cost the control plane a KV lookup.
+    const route = this.affinity && pending[0].config.backbone !== 'noop'
+      ? await this.affinity.router.route(task, msgId, (w) => this.busyWorkers.has(w))
+      : { kind: 'shared' as const, seq: await this.queue.publish(task, msgId) };
+    // Written together; a worker may already have the message and have started a member (its
+    // TrialStarted can win the trial lock): that member stays running, only where it went is recorded.
+    await Promise.all(pending.map((t) => this.lock.run(`trial:${t.config.trialId}`, async () => {
+      await this.updateTrial(t, (x) => {
+        x.queueSeq = route.kind === 'shared' ? route.seq : 0;
+        x.inbox = route.kind === 'inbox' ? { worker: route.worker, seq: route.seq } : null;
+        if (x.status === 'pending') x.status = 'queued';
       });
       this.emit({ type: 'trial_queued', sweepId: t.config.sweepId, trial: t });
+    })));
+    if (route.kind === 'inbox') {
+      this.affinityCounts.routed++;
+      this.log.info('unit.routed', { sweepId: pending[0].config.sweepId, unitId, worker: route.worker, seq: route.seq, trials: pending.length });
+      this.watchInbox(unitId);
     }
+  }
+
+  // ---------- cache-affinity dispatch ----------
+
+  /** Affinity counters (routed, hits, fallbacks, requeues) since start; null when affinity dispatch is off. */
+  affinityStats(): AffinityStats | null {
+    return this.affinity ? { ...this.affinityCounts } : null;
+  }
+
+  /** Checks on a unit in an inbox after the affinity wait (and again while its holder runs it). */
+  private watchInbox(unitId: string, delayMs = this.affinity?.waitMs ?? 0): void {
+    if (this.closed || !this.affinity) return;
+    clearTimeout(this.inboxWatches.get(unitId));
+    const timer = setTimeout(() => {
+      this.inboxWatches.delete(unitId);
+      void this.checkInbox(unitId).catch((err) => {
+        this.log.error('unit.inbox_check_failed', { unitId, error: err });
+        this.watchInbox(unitId);
+      });
+    }, delayMs);
+    timer.unref();
+    this.inboxWatches.set(unitId, timer);
+  }
+
+  /** After a restart: every unit still in an inbox is watched again (its holder may have died meanwhile). */
+  private rewatchInboxes(sweepId: string): void {
+    const units = new Set<string>();
+    for (const t of this.trialsBySweep.get(sweepId)?.values() ?? []) if (t.inbox && !TERMINAL_TRIAL_STATUSES.has(t.status)) units.add(unitOf(t));
+    for (const u of units) this.watchInbox(u, 0);
+  }
+
+  /**
+   * One look at a unit published to a worker's inbox:
+   * - nobody started it within the wait (holder busy or gone): take the
+   *   message back and publish the unit to the shared queue, for anyone;
+   * - its holder runs it and is alive: look again later;
+   * - its delivery ended without finishing every trial (a failure reported
+   *   as retrying, a drain) or its holder stopped advertising (died): the
+   *   rest goes to the shared queue, that delivery counting as an attempt
+   *   (TLSWEEP_MAX_DELIVER), since an inbox never redelivers;
+   * - every trial ended: the message is dropped.
+   * Under the sweep lock, then every member's trial lock, so TrialStarted
+   * and failure reports cannot interleave with the move.
+   */
+  private async checkInbox(unitId: string): Promise<void> {
+    const aff = this.affinity;
+    const first = [...(this.unitMembers.get(unitId)?.values() ?? [])][0];
+    if (!aff || !first) return;
+    const sweepId = first.config.sweepId;
+    const again = await this.lock.run(`sweep:${sweepId}`, async () => {
+      const members = [...(this.unitMembers.get(unitId)?.values() ?? [])].filter((t) => t.inbox).sort((a, b) => a.config.index - b.config.index);
+      if (members.length === 0) return false;
+      return this.withTrialLocks(members.map((t) => t.config.trialId), async () => {
+        const inbox = members[0].inbox!;
+        const open = members.filter((t) => !TERMINAL_TRIAL_STATUSES.has(t.status));
+        if (open.length === 0) {
+          await aff.inboxes.remove(inbox.seq);
+          for (const t of members) await this.updateTrial(t, (x) => { x.inbox = null; });
+          return false;
+        }
+        const started = members.some((t) => t.attempt > (t.minAttempt ?? 0) || t.status === 'running' || TERMINAL_TRIAL_STATUSES.has(t.status));
+        if (!started) return this.moveToShared(unitId, open, inbox, 'fallback');
+        // A worker acks an inbox message whatever became of the unit (the coordinator owns inbox retries):
+        // while it is there the delivery is in progress, unless its holder stopped advertising (died).
+        if (!(await aff.inboxes.has(inbox.seq))) return this.moveToShared(unitId, open, inbox, 'delivery_ended');
+        if (await aff.holders.isAlive(inbox.worker)) return true;
+        return this.moveToShared(unitId, open, inbox, 'holder_gone');
+      });
+    });
+    if (again) this.watchInbox(unitId);
+  }
+
+  /** Publishes a unit's open trials from an inbox to the shared queue. Caller holds the sweep and trial locks. Returns false (stop watching). */
+  private async moveToShared(unitId: string, open: TrialRecord[], inbox: { worker: string; seq: number }, why: 'fallback' | 'holder_gone' | 'delivery_ended'): Promise<false> {
+    const aff = this.affinity!;
+    // Removed first: from here the holder can no longer take it. A holder that already pulled it
+    // is told STOP at TrialStarted (minAttempt), so the trial runs once either way.
+    await aff.inboxes.remove(inbox.seq);
+    const taken = why !== 'fallback' || (await aff.inboxes.mayHaveDelivered(inbox.worker, inbox.seq));
+    // The inbox delivery counts as an attempt when it was (or may have been) handed out; a message
+    // nobody pulled costs no attempt, so a plain fallback shows none to users.
+    const base = Math.max(...open.map((t) => t.attempt), taken ? 1 : 0);
+    const sweep = this.sweeps.get(open[0].config.sweepId);
+    const single = open.length === 1 && unitId === open[0].config.trialId;
+    const task: TrialTask = single ? { v: 1, config: open[0].config, attemptBase: base } : { v: 2, unitId, configs: open.map((t) => t.config), attemptBase: base };
+    let seq = 0;
+    if (sweep?.status === 'running' && base < this.queue.maxDeliver) {
+      // A fixed message id per move, so a move retried after a crash is dropped as a duplicate.
+      seq = await this.queue.publish(task, `${unitId}.i${inbox.seq}`);
+    }
+    for (const t of open) {
+      await this.updateTrial(t, (x) => {
+        x.inbox = null;
+        x.minAttempt = base + 1;
+        if (seq > 0) {
+          x.queueSeq = seq;
+          x.status = 'queued';
+        } else if (sweep?.status !== 'running') {
+          x.status = 'cancelled';
+        } else {
+          const lastError = x.error || x.lastError;
+          x.status = 'failed';
+          x.error = `MAX_DELIVERIES: gave up after ${base} deliveries${lastError ? `; last error: ${lastError}` : '; no worker reported an error (killed or timed out)'}`;
+        }
+      });
+    }
+    if (why === 'fallback') this.affinityCounts.fallbacks++;
+    else this.affinityCounts.requeues++;
+    this.log.info('unit.left_inbox', { sweepId: open[0].config.sweepId, unitId, worker: inbox.worker, why, attemptBase: base, seq });
+    if (seq === 0) await this.afterTerminalLater(open[0].config.sweepId);
+    return false;
+  }
+
+  /** Runs `fn` holding every named trial lock (taken in sorted order, after the sweep lock, as everywhere). */
+  private withTrialLocks<T>(trialIds: string[], fn: () => Promise<T>): Promise<T> {
+    const ids = [...trialIds].sort();
+    const step = (i: number): Promise<T> => (i === ids.length ? fn() : this.lock.run(`trial:${ids[i]}`, () => step(i + 1)));
+    return step(0);
   }
 
   /**
@@ -736,6 +946,7 @@ export class Coordinator {
         return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       }
       if (r.attempt < t.attempt) return { action: 'STOP', reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial` };
+      if (r.attempt < (t.minAttempt ?? 0)) return { action: 'STOP', reason: `attempt ${r.attempt} left the worker's inbox for the shared queue; attempt ${t.minAttempt} or later runs the trial` };
       if (r.attempt === t.attempt && t.status === 'running' && t.worker && r.worker !== t.worker) {
         // One delivery is one worker's: a second worker claiming it must not get the attempt's lease.
         return { action: 'STOP', reason: `attempt ${r.attempt} of trial '${r.trialId}' is held by worker '${t.worker}'` };
@@ -756,6 +967,9 @@ export class Coordinator {
         await this.afterTerminalLater(t.config.sweepId);
         return { action: 'STOP', reason: `trial failed: deliveries ran out (${deliveries} of ${cap})` };
       }
+      // An affinity hit: the first trial of an inbox unit that its holder starts.
+      const hit = !!t.inbox && r.attempt !== t.attempt && ![...(this.unitMembers.get(unitOf(t))?.values() ?? [])]
+        .some((m) => m !== t && m.inbox && (m.status === 'running' || m.attempt > (m.minAttempt ?? 0) || TERMINAL_TRIAL_STATUSES.has(m.status)));
       const resumed = r.attempt === t.attempt ? 0 : Math.max(0, r.resumedEpochs ?? 0);
       await this.updateTrial(t, (x) => {
         if (r.attempt === x.attempt) {
@@ -782,7 +996,8 @@ export class Coordinator {
         // The kept epochs stay part of the trial's results.
         if (scheduler.forget) for (const e of t.history) scheduler.onResult(t, e);
       }
-      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend, resumedEpochs: resumed });
+      if (hit) this.affinityCounts.hits++;
+      this.log.info('trial.started', { sweepId: t.config.sweepId, trialId: r.trialId, attempt: r.attempt, worker: r.worker, backend: r.backend, resumedEpochs: resumed, inbox: !!t.inbox });
       this.emit({ type: 'trial_started', sweepId: t.config.sweepId, trial: t });
       return { action: 'CONTINUE', reason: '', leaseToken: this.lease.token(r.trialId, r.attempt) };
     });
@@ -801,16 +1016,10 @@ export class Coordinator {
       const sweep = this.getSweep(t.config.sweepId);
       // Decided before the write so the STOP is stored with the epoch: a retried report, even to a restarted coordinator, gets the same answer.
       const early = sweep.status === 'running' ? this.earlyStop(sweep, t, r.metrics) : null;
+      // Appended to the epoch log, not a rewrite of the whole record: a report costs the same at epoch 200 as at epoch 2.
       await this.updateTrial(t, (x) => {
-        const i = x.history.findIndex((e) => e.epoch === r.metrics.epoch);
-        if (i >= 0) x.history[i] = r.metrics;
-        else x.history.push(r.metrics);
-        x.epochs = x.history.length;
-        x.valAccuracy = r.metrics.valAccuracy;
-        x.valLoss = r.metrics.valLoss;
-        x.seconds = x.history.reduce((sum, e) => sum + e.seconds, 0);
-        if (early) x.earlyStop = early;
-      });
+        applyEpochEntries(x, [{ trialId: x.config.trialId, attempt: r.attempt, metrics: r.metrics, earlyStop: early }]);
+      }, { attempt: r.attempt, metrics: r.metrics, earlyStop: early });
       this.emit({ type: 'epoch', sweepId: t.config.sweepId, trial: t, epoch: r.metrics });
       if (sweep.status !== 'running') return { action: 'STOP', reason: `sweep is ${sweep.status}` };
       if (t.earlyStop && t.earlyStop.epoch <= r.metrics.epoch) {
@@ -865,7 +1074,7 @@ export class Coordinator {
         return { accepted: true, reason: 'already recorded', keepModel: r.hasModel === true && !t.modelRef && this.topModelTrials(t.config.sweepId).has(t.config.trialId) };
       }
       if (TERMINAL_TRIAL_STATUSES.has(t.status) && t.status !== 'cancelled') return { accepted: false, reason: `trial is already ${t.status}`, keepModel: false };
-      if (r.attempt !== t.attempt) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${t.attempt} owns the trial`, keepModel: false };
+      if (r.attempt !== t.attempt || r.attempt < (t.minAttempt ?? 0)) return { accepted: false, reason: `stale attempt ${r.attempt}; attempt ${Math.max(t.attempt, t.minAttempt ?? 0)} owns the trial`, keepModel: false };
       const sweep = this.getSweep(t.config.sweepId);
       await this.updateTrial(t, (x) => {
         Object.assign(x, {
@@ -911,6 +1120,8 @@ export class Coordinator {
       this.emit({ type: 'trial_failed', sweepId: t.config.sweepId, trial: t });
       return { accepted: true, reason: '' };
     });
+    // A unit from an inbox goes back through the shared queue: look soon, once its worker has acked the message.
+    if (res.accepted && t.inbox) this.watchInbox(unitOf(t), 500);
     if (res.accepted && TERMINAL_TRIAL_STATUSES.has(t.status)) await this.afterTerminal(t.config.sweepId);
     return res;
   }

@@ -41,7 +41,7 @@ export { percentile, median, mean } from './schedulers/stats.js';
 export { TRIAL_STREAM, WORKER_CONSUMER, SWEEPS_BUCKET, TRIALS_BUCKET, COORDINATOR_BUCKET, trialSubject } from './queue/names.js';
 export { TERMINAL_TRIAL_STATUSES, TRIAL_STATUSES, configsOf, unitOf } from './records.js';
 export type { TrialRecord, SweepRecord, TrialStatus, SweepStatus, EpochRecord, TrialTask, TrialTaskV1, UnitTask } from './records.js';
-export { planUnits, featureKey, fusionKey, fusableGroups, unitIdOf } from './planner/plan-units.js';
+export { planUnits, featureKey, fusionKey, headFusionKey, isHeadOnly, fusableGroups, unitIdOf } from './planner/plan-units.js';
 export type { WorkUnit } from './planner/plan-units.js';
 export { createLogger, parseLogLevel, silentLogger, LOG_LEVELS, LOG_LEVEL_VALUES } from './log.js';
 export type { Logger, LogLevel } from './log.js';
@@ -52,3 +52,8 @@ export type { DashboardOptions, RunningDashboard } from './http/dashboard-server
 export { paretoFront } from './http/api-routes.js';
 export { createCoordinatorMetrics } from './metrics/coordinator-metrics.js';
 export type { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
+export { AffinityQueue, AFFINITY_STREAM, openInbox, inboxConsumer, inboxSubject } from './queue/affinity-queue.js';
+export { AffinityRouter } from './queue/affinity-router.js';
+export { CacheHolders, CACHE_HOLDERS_BUCKET, workerToken } from './queue/cache-holders.js';
+export { affinityKeyOf, affinityKeyHash } from './queue/affinity-key.js';
+export type { AffinityOptions, AffinityStats } from './coordinator.js';

@@ -56,8 +56,18 @@ export interface TrialRecord {
   error: string;
   /** The error of the latest attempt that reported one, kept when a new attempt clears `error`: a trial whose deliveries run out fails naming it. @default absent */
   lastError?: string;
-  /** Stream sequence of the queued message (its work unit's), so a cancel can delete it. */
+  /** Stream sequence of the queued message (its work unit's) in the shared queue, so a cancel can delete it; 0 while it waits in an inbox. */
   queueSeq: number;
+  /**
+   * Cache-affinity dispatch: the worker inbox (TLSWEEP_AFFINITY) the trial's unit was published to, and
+   * the message's sequence there; null once it left the inbox (fallback to the shared queue). @default absent
+   */
+  inbox?: { worker: string; seq: number } | null;
+  /**
+   * Lowest attempt number the coordinator still accepts: set when a unit moves from an inbox to the shared
+   * queue, so a late TrialStarted of the inbox delivery is refused (a trial never runs twice). @default absent (0)
+   */
+  minAttempt?: number;
   /** The work unit (queue message) the trial travels in (planner/plan-units.ts). Absent in older records: a unit of its own, id = trial id. */
   unitId?: string;
   /** Epochs later attempts took from epoch checkpoints instead of training again (absent in older records: 0). */
@@ -96,6 +106,8 @@ export interface TrialTaskV1 {
   /** Format version of this message. */
   v: 1;
   config: TrialConfig;
+  /** Deliveries the trial had before this message (an inbox delivery that failed): attempt = attemptBase + delivery count. @default 0 */
+  attemptBase?: number;
 }
 
 /** A work unit: trials that share their frozen features, run by one worker (fusable ones together). */
@@ -104,6 +116,8 @@ export interface UnitTask {
   /** The message id (duplicate window) and the unit every trial record names. */
   unitId: string;
   configs: TrialConfig[];
+  /** As TrialTaskV1.attemptBase. @default 0 */
+  attemptBase?: number;
 }
 
 /** The trials a queue message carries, whatever its version. */

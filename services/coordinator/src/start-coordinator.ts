@@ -38,6 +38,7 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger = sil
     coordinator = await Coordinator.start({
       nc, log, replicas: cfg.replicas, queue: { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver, replicas: cfg.replicas },
       leaseSecret: cfg.leaseSecret, maxRunningSweeps: cfg.maxRunningSweeps, maxTrialsPerSweep: cfg.maxTrialsPerSweep, allowNoopBackbone: cfg.allowNoopBackbone, checkpoints,
+      affinity: cfg.affinity === false ? null : { waitMs: cfg.affinityWaitMs, holdersTtlMs: cfg.cacheHoldersTtlMs },
     });
   } catch (err) {
     await nc.close();

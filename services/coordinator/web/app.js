@@ -168,7 +168,12 @@ function listen() {
   const url = `/api/sweeps/${encodeURIComponent(state.sweepId)}/events${token ? `?token=${encodeURIComponent(token)}` : ''}`;
   const es = new EventSource(url);
   state.events = es;
-  es.onopen = () => $('live').classList.add('on');
+  es.onopen = () => {
+    $('live').classList.add('on');
+    // Whatever changed between the page's first load and this (re)connection was not streamed: refresh once.
+    state.dirty = true;
+    state.plotsDirty = true;
+  };
   es.onerror = () => $('live').classList.remove('on');
   es.onmessage = () => {
     state.dirty = true;

@@ -47,6 +47,18 @@ export interface WorkerConfig {
   tls: ClientTls | null;
   /** TLSWEEP_NATS_USER + TLSWEEP_NATS_PASSWORD, or TLSWEEP_NATS_CREDS. @default null */
   natsAuth: NatsAuth | null;
+  /**
+   * TLSWEEP_AFFINITY=1|0: advertise locally held features (KV `tlsweep-cache-holders`) and take units
+   * from this worker's inbox before the shared queue (cache-affinity dispatch). @default true
+   */
+  affinity: boolean;
+  /** TLSWEEP_CACHE_HOLDERS_TTL_MS: lifetime of this worker's advertisements (refreshed every third of it); same as the coordinator's. @default 30000 */
+  cacheHoldersTtlMs: number;
+  /**
+   * TLSWEEP_AFFINITY_MIN_BUILD_MS: advertise only features that took at least this long to compute
+   * here; cheaper ones are not worth a routed unit's wait for this worker's next look at its inbox. @default 2000
+   */
+  affinityMinBuildMs: number;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -74,6 +86,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     token: clientTokenFromEnv(env),
     tls: clientTlsFromEnv(env),
     natsAuth: natsAuthFromEnv(env),
+    affinity: flag(env, 'TLSWEEP_AFFINITY', true),
+    cacheHoldersTtlMs: intEnv(env, 'TLSWEEP_CACHE_HOLDERS_TTL_MS', 30_000, 1000),
+    affinityMinBuildMs: intEnv(env, 'TLSWEEP_AFFINITY_MIN_BUILD_MS', 2000, 0),
   };
 }
 
@@ -83,4 +98,12 @@ function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number)
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer >= ${min}; got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** A 1/0 switch with a default; anything else is an error naming the variable. */
+function flag(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const raw = env[name] ?? '';
+  if (raw === '') return dflt;
+  if (raw === '1' || raw === '0') return raw === '1';
+  throw new Error(`${name}: must be 1 or 0; got ${JSON.stringify(raw)}`);
 }

@@ -47,6 +47,7 @@ try {
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
     featureMemo, featureStores, metrics, checkpoints,
+    affinity: cfg.affinity ? { holdersTtlMs: cfg.cacheHoldersTtlMs, minBuildMs: cfg.affinityMinBuildMs } : null,
   });
   log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null, featureStores: featureStores.map((s) => s.name) });
   let draining = false;
@@ -57,6 +58,7 @@ try {
     void consumer.drain();
     setTimeout(() => {
       void consumer.abandon(`drain grace period (${cfg.drainGraceMs} ms) over`).finally(async () => {
+        await consumer.stopAdvertising();
         log.info('worker.exit', { reason: 'drain grace period over' });
         await nc.flush().catch(() => {});
         process.exit(0);

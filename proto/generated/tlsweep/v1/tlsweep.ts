@@ -399,6 +399,34 @@ export interface ModelStoredRequest {
   leaseToken: string;
 }
 
+export interface ReportItem {
+  started?: TrialStartedRequest | undefined;
+  epoch?: ReportEpochRequest | undefined;
+  finished?: TrialFinishedRequest | undefined;
+  failed?: TrialFailedRequest | undefined;
+}
+
+export interface ReportBatchRequest {
+  /** At most 512 items. */
+  items: ReportItem[];
+}
+
+export interface ReportResult {
+  /** The gRPC status code this item's own call would have returned (0 = OK). */
+  code: number;
+  details: string;
+  /** started / epoch items. */
+  decision?:
+    | Decision
+    | undefined;
+  /** finished / failed items. */
+  ack?: Ack | undefined;
+}
+
+export interface ReportBatchResponse {
+  results: ReportResult[];
+}
+
 function createBaseSubmitSweepRequest(): SubmitSweepRequest {
   return { spec: "" };
 }
@@ -5530,6 +5558,390 @@ export const ModelStoredRequest: MessageFns<ModelStoredRequest> = {
   },
 };
 
+function createBaseReportItem(): ReportItem {
+  return { started: undefined, epoch: undefined, finished: undefined, failed: undefined };
+}
+
+export const ReportItem: MessageFns<ReportItem> = {
+  encode(message: ReportItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.started !== undefined) {
+      TrialStartedRequest.encode(message.started, writer.uint32(10).fork()).join();
+    }
+    if (message.epoch !== undefined) {
+      ReportEpochRequest.encode(message.epoch, writer.uint32(18).fork()).join();
+    }
+    if (message.finished !== undefined) {
+      TrialFinishedRequest.encode(message.finished, writer.uint32(26).fork()).join();
+    }
+    if (message.failed !== undefined) {
+      TrialFailedRequest.encode(message.failed, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.started = TrialStartedRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.epoch = ReportEpochRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.finished = TrialFinishedRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.failed = TrialFailedRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportItem {
+    return {
+      started: isSet(object.started) ? TrialStartedRequest.fromJSON(object.started) : undefined,
+      epoch: isSet(object.epoch) ? ReportEpochRequest.fromJSON(object.epoch) : undefined,
+      finished: isSet(object.finished) ? TrialFinishedRequest.fromJSON(object.finished) : undefined,
+      failed: isSet(object.failed) ? TrialFailedRequest.fromJSON(object.failed) : undefined,
+    };
+  },
+
+  toJSON(message: ReportItem): unknown {
+    const obj: any = {};
+    if (message.started !== undefined) {
+      obj.started = TrialStartedRequest.toJSON(message.started);
+    }
+    if (message.epoch !== undefined) {
+      obj.epoch = ReportEpochRequest.toJSON(message.epoch);
+    }
+    if (message.finished !== undefined) {
+      obj.finished = TrialFinishedRequest.toJSON(message.finished);
+    }
+    if (message.failed !== undefined) {
+      obj.failed = TrialFailedRequest.toJSON(message.failed);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportItem>): ReportItem {
+    return ReportItem.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportItem>): ReportItem {
+    const message = createBaseReportItem();
+    message.started = (object.started !== undefined && object.started !== null)
+      ? TrialStartedRequest.fromPartial(object.started)
+      : undefined;
+    message.epoch = (object.epoch !== undefined && object.epoch !== null)
+      ? ReportEpochRequest.fromPartial(object.epoch)
+      : undefined;
+    message.finished = (object.finished !== undefined && object.finished !== null)
+      ? TrialFinishedRequest.fromPartial(object.finished)
+      : undefined;
+    message.failed = (object.failed !== undefined && object.failed !== null)
+      ? TrialFailedRequest.fromPartial(object.failed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReportBatchRequest(): ReportBatchRequest {
+  return { items: [] };
+}
+
+export const ReportBatchRequest: MessageFns<ReportBatchRequest> = {
+  encode(message: ReportBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      ReportItem.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportBatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(ReportItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportBatchRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => ReportItem.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ReportBatchRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => ReportItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportBatchRequest>): ReportBatchRequest {
+    return ReportBatchRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportBatchRequest>): ReportBatchRequest {
+    const message = createBaseReportBatchRequest();
+    message.items = object.items?.map((e) => ReportItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportResult(): ReportResult {
+  return { code: 0, details: "", decision: undefined, ack: undefined };
+}
+
+export const ReportResult: MessageFns<ReportResult> = {
+  encode(message: ReportResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).uint32(message.code);
+    }
+    if (message.details !== "") {
+      writer.uint32(18).string(message.details);
+    }
+    if (message.decision !== undefined) {
+      Decision.encode(message.decision, writer.uint32(26).fork()).join();
+    }
+    if (message.ack !== undefined) {
+      Ack.encode(message.ack, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.details = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.decision = Decision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ack = Ack.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportResult {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      details: isSet(object.details) ? globalThis.String(object.details) : "",
+      decision: isSet(object.decision) ? Decision.fromJSON(object.decision) : undefined,
+      ack: isSet(object.ack) ? Ack.fromJSON(object.ack) : undefined,
+    };
+  },
+
+  toJSON(message: ReportResult): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.details !== "") {
+      obj.details = message.details;
+    }
+    if (message.decision !== undefined) {
+      obj.decision = Decision.toJSON(message.decision);
+    }
+    if (message.ack !== undefined) {
+      obj.ack = Ack.toJSON(message.ack);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportResult>): ReportResult {
+    return ReportResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportResult>): ReportResult {
+    const message = createBaseReportResult();
+    message.code = object.code ?? 0;
+    message.details = object.details ?? "";
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? Decision.fromPartial(object.decision)
+      : undefined;
+    message.ack = (object.ack !== undefined && object.ack !== null) ? Ack.fromPartial(object.ack) : undefined;
+    return message;
+  },
+};
+
+function createBaseReportBatchResponse(): ReportBatchResponse {
+  return { results: [] };
+}
+
+export const ReportBatchResponse: MessageFns<ReportBatchResponse> = {
+  encode(message: ReportBatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      ReportResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportBatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(ReportResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportBatchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => ReportResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportBatchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => ReportResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportBatchResponse>): ReportBatchResponse {
+    return ReportBatchResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportBatchResponse>): ReportBatchResponse {
+    const message = createBaseReportBatchResponse();
+    message.results = object.results?.map((e) => ReportResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type SweepServiceService = typeof SweepServiceService;
 export const SweepServiceService = {
   submitSweep: {
@@ -5870,6 +6282,22 @@ export const ReportServiceService = {
     responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
     responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
   },
+  /**
+   * Several of the reports above in one call: the worker's Reporter sends the
+   * reports made while an earlier call is in flight together. Each item is
+   * checked and applied exactly as its own call would be (same role, lease
+   * and idempotency); reports of one trial apply in item order. Results come
+   * back in item order, each with the status its own call would have had.
+   */
+  report: {
+    path: "/tlsweep.v1.ReportService/Report" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportBatchRequest): Buffer => Buffer.from(ReportBatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportBatchRequest => ReportBatchRequest.decode(value),
+    responseSerialize: (value: ReportBatchResponse): Buffer => Buffer.from(ReportBatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportBatchResponse => ReportBatchResponse.decode(value),
+  },
 } as const;
 
 export interface ReportServiceServer extends UntypedServiceImplementation {
@@ -5877,6 +6305,14 @@ export interface ReportServiceServer extends UntypedServiceImplementation {
   reportEpoch: handleUnaryCall<ReportEpochRequest, Decision>;
   trialFinished: handleUnaryCall<TrialFinishedRequest, Ack>;
   trialFailed: handleUnaryCall<TrialFailedRequest, Ack>;
+  /**
+   * Several of the reports above in one call: the worker's Reporter sends the
+   * reports made while an earlier call is in flight together. Each item is
+   * checked and applied exactly as its own call would be (same role, lease
+   * and idempotency); reports of one trial apply in item order. Results come
+   * back in item order, each with the status its own call would have had.
+   */
+  report: handleUnaryCall<ReportBatchRequest, ReportBatchResponse>;
 }
 
 export interface ReportServiceClient extends Client {
@@ -5939,6 +6375,28 @@ export interface ReportServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  /**
+   * Several of the reports above in one call: the worker's Reporter sends the
+   * reports made while an earlier call is in flight together. Each item is
+   * checked and applied exactly as its own call would be (same role, lease
+   * and idempotency); reports of one trial apply in item order. Results come
+   * back in item order, each with the status its own call would have had.
+   */
+  report(
+    request: ReportBatchRequest,
+    callback: (error: ServiceError | null, response: ReportBatchResponse) => void,
+  ): ClientUnaryCall;
+  report(
+    request: ReportBatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportBatchResponse) => void,
+  ): ClientUnaryCall;
+  report(
+    request: ReportBatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportBatchResponse) => void,
   ): ClientUnaryCall;
 }
 

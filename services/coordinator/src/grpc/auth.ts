@@ -26,6 +26,7 @@ export const METHOD_ROLES: Readonly<Record<string, Role | 'public'>> = {
   '/tlsweep.v1.ReportService/ReportEpoch': 'worker',
   '/tlsweep.v1.ReportService/TrialFinished': 'worker',
   '/tlsweep.v1.ReportService/TrialFailed': 'worker',
+  '/tlsweep.v1.ReportService/Report': 'worker',
 };
 
 /** Services that answer without a token: Kubernetes probes and grpcurl must work before anyone has one. */

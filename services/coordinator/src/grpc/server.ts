@@ -19,6 +19,7 @@ import { RateLimiter, rateLimitInterceptor } from './rate-limit.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { earlyStopFromPb, epochFromPb, epochToPb, sweepToPb, testMetricsFromPb, trialToPb } from './convert.js';
+import { reportHandlers } from './report-handlers.js';
 import { exportModelHandler, pushWeightsHandler, weightsInfoToPb } from './model-streams.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../../../proto/tlsweep/v1/tlsweep.proto', import.meta.url));
@@ -144,6 +145,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
   // Each open WatchSweep stream and how to end it (unsubscribe included).
   const watchers = new Map<grpc.ServerWritableStream<unknown, unknown>, () => void>();
 
+  const rh = reportHandlers(c);
   const sweeps: SweepServiceServer = {
     submitSweep: unary(async (req) => {
       const s = await c.submitSweep(req.spec);
@@ -193,7 +195,7 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     pushWeights: pushWeightsHandler(c),
     listWeights: unary(async () => ({ weights: (await c.listWeights()).map(weightsInfoToPb) })),
     exportModel: exportModelHandler(c),
-    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: leased(r) })), keepModel: false })),
+    modelStored: unary(async (r) => ({ ...(await c.modelStored({ ...r, trialId: rh.leased(r) })), keepModel: false })),
   };
 
   const leaderboard: LeaderboardServiceServer = {
@@ -219,35 +221,12 @@ export async function startGrpcServer(c: Coordinator, opts: GrpcServerOptions = 
     getTrial: unary((r) => trialToPb(c.getTrial(required('trial_id', r.trialId)))),
   };
 
-  // Every report after TrialStarted must carry that attempt's lease token; it is checked before anything is applied.
-  const leased = (r: { trialId: string; attempt: number; leaseToken: string }): string => {
-    const trialId = required('trial_id', r.trialId);
-    c.checkLease(trialId, r.attempt, r.leaseToken);
-    return trialId;
-  };
   const reports: ReportServiceServer = {
-    trialStarted: unary(async (r) => {
-      const trialId = required('trial_id', r.trialId);
-      // JetStream counts deliveries from 1; 0 would read as "never started".
-      if (r.attempt < 1) throw new InvalidArgumentError([{ field: 'attempt', message: 'must be >= 1 (the JetStream delivery count of the trial message)' }], 'invalid report');
-      const d = await c.trialStarted({ ...r, trialId });
-      return { action: d.action, reason: d.reason, leaseToken: d.leaseToken ?? '' };
-    }),
-    reportEpoch: unary((r) => {
-      const trialId = leased(r);
-      return c.reportEpoch({ trialId, attempt: r.attempt, metrics: epochFromPb(r.metrics) }).then((d) => ({ action: d.action, reason: d.reason, leaseToken: '' }));
-    }),
-    trialFinished: unary((r) => {
-      const trialId = leased(r);
-      return c.trialFinished({
-        ...r,
-        trialId,
-        testMetrics: testMetricsFromPb(r.testMetrics),
-        phaseSeconds: r.phaseSeconds ?? null,
-        earlyStops: r.earlyStops.map(earlyStopFromPb),
-      });
-    }),
-    trialFailed: unary(async (r) => ({ ...(await c.trialFailed({ ...r, trialId: leased(r) })), keepModel: false })),
+    trialStarted: unary(rh.trialStarted),
+    reportEpoch: unary(rh.reportEpoch),
+    trialFinished: unary(rh.trialFinished),
+    trialFailed: unary(rh.trialFailed),
+    report: unary(rh.report),
   };
 
   server.addService(SweepServiceService, sweeps);

@@ -60,6 +60,24 @@ export function createCoordinatorMetrics(
       },
     });
   }
+  if (coordinator.affinityStats()) {
+    // Counters kept by the coordinator (it decides routes); read at scrape time.
+    new Counter({
+      name: 'tlsweep_affinity_units_total',
+      help: 'Cache-affinity dispatch: units routed to a worker holding their features (routed), started there (hit), moved to the shared queue because the holder did not start them in time (fallback) or because their inbox delivery failed or its worker died (requeue)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        const a = coordinator.affinityStats();
+        if (!a) return;
+        this.reset();
+        this.inc({ outcome: 'routed' }, a.routed);
+        this.inc({ outcome: 'hit' }, a.hits);
+        this.inc({ outcome: 'fallback' }, a.fallbacks);
+        this.inc({ outcome: 'requeue' }, a.requeues);
+      },
+    });
+  }
   const epochSeconds = new Histogram({
     name: 'tlsweep_epoch_duration_seconds',
     help: 'Wall time of one training epoch as workers report it',

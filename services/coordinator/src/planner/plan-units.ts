@@ -1,6 +1,6 @@
 import { backboneInfo } from '../../../worker/src/engine/backbones/catalog.js';
 import { catalogCut } from '../../../worker/src/engine/backbones/catalog-cut.js';
-import { unfreezeLabel } from '../../../worker/src/engine/recipe-options.js';
+import { unfreezeLabel, unfreezesAnything } from '../../../worker/src/engine/recipe-options.js';
 import type { FuseSpec, TrialConfig } from '../spec/sweep-spec.js';
 
 /** Trials that one worker runs together: they share the frozen features (and one queue message). */
@@ -66,9 +66,73 @@ function groupBy<T>(items: readonly T[], key: (x: T) => string): T[][] {
   return [...groups.values()];
 }
 
-/** `configs` split into fusable groups (equal fusion keys), in order of first appearance. */
-export function fusableGroups<T extends TrialConfig>(configs: readonly T[]): T[][] {
-  return groupBy(configs, fusionKey);
+/** Whether a trial trains its head only (nothing unfrozen, or no fine-tune epochs): its phase 1 is all it does. */
+export function isHeadOnly(c: TrialConfig): boolean {
+  return !unfreezesAnything(c.unfreeze) || c.fineTuneEpochs === 0;
+}
+
+/**
+ * The fusion key of a trial as its phase 1 sees it: fine-tune settings taken
+ * out. Phase 1 trains the head on the pooled output of the whole frozen
+ * backbone, the same tensor whatever the cut, so a head-only trial and a
+ * fine-tune trial with equal head fusion keys can fuse their phase 1
+ * (engine/fused-trials.ts), and with equal learning rate, dropout and head
+ * units share it outright.
+ */
+export function headFusionKey(c: TrialConfig): string {
+  return fusionKey({ ...c, unfreeze: 0, fineTuneEpochs: 0, fineTuneLrFactor: 0 });
+}
+
+/**
+ * `configs` split into fusable groups (equal fusion keys), in order of first
+ * appearance. With `shareHeads`, head-only groups join the first fine-tune
+ * group with the same head fusion key (they ride on its phase 1).
+ */
+export function fusableGroups<T extends TrialConfig>(configs: readonly T[], opts: { shareHeads?: boolean } = {}): T[][] {
+  const groups = groupBy(configs, fusionKey);
+  if (!opts.shareHeads) return groups;
+  const hosts = new Map<string, T[]>();
+  for (const g of groups) if (!isHeadOnly(g[0]) && !hosts.has(headFusionKey(g[0]))) hosts.set(headFusionKey(g[0]), g);
+  const out: T[][] = [];
+  for (const g of groups) {
+    const host = isHeadOnly(g[0]) ? hosts.get(headFusionKey(g[0])) : undefined;
+    if (host) host.push(...g);
+    else out.push(g);
+  }
+  return out;
+}
+
+/**
+ * Feature groups with head-only trials moved into a fine-tune group of the
+ * same head fusion key (fuse.shareHeads): their pooled features come from
+ * that group's cut and their phase 1 fuses with (or is) its phase 1, so they
+ * cost little more than evaluation. Of several such groups the one that
+ * fine-tunes the fewest layers (deepest cut) takes them: it has the least
+ * work of its own, which keeps units even across workers.
+ */
+function attachHeadOnly(groups: TrialConfig[][]): TrialConfig[][] {
+  const tuned = groups.filter((g) => !isHeadOnly(g[0]));
+  const cutIndex = (g: TrialConfig[]) => {
+    const cut = catalogCut(g[0].backbone, g[0].unfreeze, g[0].fineTuneEpochs);
+    return typeof cut === 'number' ? cut : -1;
+  };
+  const out: TrialConfig[][] = [];
+  for (const g of groups) {
+    if (!isHeadOnly(g[0])) {
+      out.push(g);
+      continue;
+    }
+    const left: TrialConfig[] = [];
+    for (const c of g) {
+      const key = headFusionKey(c);
+      let best: TrialConfig[] | null = null;
+      for (const t of tuned) if (t.some((x) => headFusionKey(x) === key) && (!best || cutIndex(t) > cutIndex(best))) best = t;
+      if (best) best.push(c);
+      else left.push(c);
+    }
+    if (left.length > 0) out.push(left);
+  }
+  return out;
 }
 
 /** The queue message id of a unit: its first trial's id, marked with the others' count when there are more. */
@@ -81,7 +145,9 @@ export function unitIdOf(trialIds: readonly string[]): string {
  * `min(fuse.maxTrials, ⌊maxParallel / 2⌋)` trials (at least 1), so that at
  * least two units can be in flight and a sweep still spreads over workers;
  * an over-full key is cut into near-equal units (18 at 8 → 6+6+6),
- * fusable groups kept together as far as the cut allows. `fuse: null` gives
+ * fusable groups kept together as far as the cut allows. With
+ * `fuse.shareHeads`, head-only trials first join a fine-tune feature group
+ * that shares their phase 1 (attachHeadOnly). `fuse: null` gives
  * one trial per unit. Pure and deterministic: a restarted coordinator plans
  * the same units.
  */
@@ -90,8 +156,9 @@ export function planUnits(configs: readonly TrialConfig[], fuse: FuseSpec | null
   if (!fuse) return sorted.map((c) => ({ unitId: c.trialId, trialIds: [c.trialId] }));
   const cap = Math.max(1, Math.min(fuse.maxTrials, Math.floor(maxParallel / 2)));
   const units: WorkUnit[] = [];
-  for (const same of groupBy(sorted, featureKey)) {
-    const ordered = fusableGroups(same).flat();
+  const byFeature = groupBy(sorted, featureKey);
+  for (const same of fuse.shareHeads ? attachHeadOnly(byFeature) : byFeature) {
+    const ordered = fusableGroups(same, { shareHeads: fuse.shareHeads }).flat();
     const count = Math.ceil(ordered.length / cap);
     const size = Math.ceil(ordered.length / count);
     for (let i = 0; i < ordered.length; i += size) {

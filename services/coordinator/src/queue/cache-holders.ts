@@ -29,10 +29,15 @@ export function workerToken(workerId: string): string {
 export class CacheHolders {
   private constructor(private readonly kv: KV, readonly ttlMs: number) {}
 
-  static async open(nc: NatsConnection, opts: CacheHoldersOptions = {}): Promise<CacheHolders> {
+  /**
+   * Creates (or opens) the bucket. `create: false` only opens it, for a
+   * worker login, which may not create streams: the coordinator creates it.
+   */
+  static async open(nc: NatsConnection, opts: CacheHoldersOptions & { create?: boolean } = {}): Promise<CacheHolders> {
     const ttlMs = opts.ttlMs ?? 30_000;
     if (!(Number.isInteger(ttlMs) && ttlMs >= 100)) throw new RangeError(`ttlMs must be an integer >= 100; got ${ttlMs}`);
-    const kv = await new Kvm(jetstream(nc)).create(CACHE_HOLDERS_BUCKET, { history: 1, ttl: ttlMs, replicas: opts.replicas ?? 1 });
+    const kvm = new Kvm(jetstream(nc));
+    const kv = opts.create === false ? await kvm.open(CACHE_HOLDERS_BUCKET) : await kvm.create(CACHE_HOLDERS_BUCKET, { history: 1, ttl: ttlMs, replicas: opts.replicas ?? 1 });
     return new CacheHolders(kv, ttlMs);
   }
 
@@ -42,6 +47,12 @@ export class CacheHolders {
     const at = JSON.stringify({ worker: workerId, atMs: Date.now() });
     await this.kv.put(`w.${w}`, at);
     for (const k of new Set(keys)) await this.kv.put(`h.${affinityKeyHash(k)}.${w}`, at);
+  }
+
+  /** Withdraws some keys (their features were evicted); the worker stays alive. */
+  async forget(workerId: string, keys: Iterable<string>): Promise<void> {
+    const w = workerToken(workerId);
+    for (const k of new Set(keys)) await this.kv.delete(`h.${affinityKeyHash(k)}.${w}`).catch(() => {});
   }
 
   /** Withdraws everything `workerId` advertised (a draining worker). */

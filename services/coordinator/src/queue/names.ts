@@ -11,3 +11,7 @@ export const SWEEPS_BUCKET = 'tlsweep-sweeps';
 export const TRIALS_BUCKET = 'tlsweep-trials';
 /** The coordinator's own settings that must survive a restart (the lease secret). Workers have no access. */
 export const COORDINATOR_BUCKET = 'tlsweep-coordinator';
+/** The epoch log: each epoch report of a running trial, appended (store/epoch-log.ts). Coordinator only. */
+export const EPOCH_STREAM = 'TLSWEEP_EPOCHS';
+export const EPOCH_SUBJECT_PREFIX = 'tlsweep.epochs';
+export const epochSubject = (sweepId: string, trialId: string) => `${EPOCH_SUBJECT_PREFIX}.${sweepId}.${trialId}`;

@@ -143,9 +143,12 @@ export interface SweepSpecInput {
    * Work units and fused trials (planner/plan-units.ts): trials that share
    * their frozen features go to one worker as a unit of at most `maxTrials`,
    * and those that differ only in learning rate, dropout or head units train
-   * together. `false`: one trial per unit. @default { maxTrials: 8 }
+   * together. `shareHeads: true`: a head-only trial joins the unit of a
+   * fine-tune trial with the same phase 1 (same features, head, learning
+   * rate, dropout, epochs), and that phase trains once for both.
+   * `false`: one trial per unit. @default { maxTrials: 8 }
    */
-  fuse?: boolean | { maxTrials?: number };
+  fuse?: boolean | { maxTrials?: number; shareHeads?: boolean };
 }
 
 /** A graph backbone as written in `backbones` (parsed by engine/backbones/graph-backbone-spec.ts). */
@@ -166,6 +169,12 @@ export interface GraphBackboneInput {
 export interface FuseSpec {
   /** Trials per work unit at most (also capped at half of maxParallel). @default 8 */
   maxTrials: number;
+  /**
+   * Head-only trials join a fine-tune unit with the same phase-1 setup
+   * (planner/plan-units.ts), where phase 1 trains once per distinct head
+   * config and forks into each trial (engine/fused-trials.ts). Absent = off. @default false
+   */
+  shareHeads?: boolean;
 }
 
 /** A validated spec with every default filled in. */

@@ -2,7 +2,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { SWEEPS_BUCKET, TRIALS_BUCKET } from '../queue/names.js';
-import type { SweepRecord, TrialRecord } from '../records.js';
+import { TERMINAL_TRIAL_STATUSES, type SweepRecord, type TrialRecord } from '../records.js';
+import { applyEpochEntries, EpochLog, type EpochEntry } from './epoch-log.js';
 
 /** Options of the KV buckets; defaults suit a single-node dev server. */
 export interface StateStoreOptions {
@@ -19,14 +20,15 @@ export class StateStore {
   /** Trial writes waiting for this event-loop turn to end. */
   private batch: Array<{ key: string; value: string; done: (err?: unknown) => void }> = [];
 
-  private constructor(private readonly sweeps: KV, private readonly trials: KV) {}
+  private constructor(private readonly sweeps: KV, private readonly trials: KV, private readonly epochs: EpochLog) {}
 
   static async open(nc: NatsConnection, opts: StateStoreOptions = {}): Promise<StateStore> {
     const kvm = new Kvm(jetstream(nc));
     const replicas = opts.replicas ?? 1;
     const sweeps = await kvm.create(SWEEPS_BUCKET, { history: 1, replicas });
     const trials = await kvm.create(TRIALS_BUCKET, { history: 1, replicas });
-    return new StateStore(sweeps, trials);
+    const epochs = await EpochLog.open(nc, { replicas });
+    return new StateStore(sweeps, trials, epochs);
   }
 
   async putSweep(s: SweepRecord): Promise<void> {
@@ -56,12 +58,38 @@ export class StateStore {
     for (const w of batch) this.trials.put(w.key, w.value).then(() => w.done(), (err: unknown) => w.done(err ?? new Error('KV put failed')));
   }
 
+  /**
+   * Stores one epoch of a running trial without rewriting its record: the
+   * entry goes to the epoch log (store/epoch-log.ts), which loadTrials lays
+   * over the record. Resolves once JetStream has stored it.
+   */
+  appendEpoch(t: TrialRecord, e: Omit<EpochEntry, 'trialId'>): Promise<void> {
+    return this.epochs.append(t.config.sweepId, { trialId: t.config.trialId, ...e });
+  }
+
+  /** Drops a finished trial's logged epochs (its KV record holds them all now). */
+  purgeEpochs(t: TrialRecord): Promise<void> {
+    return this.epochs.purge(t.config.sweepId, t.config.trialId);
+  }
+
   async loadSweeps(): Promise<SweepRecord[]> {
     return loadAll<SweepRecord>(this.sweeps);
   }
 
-  async loadTrials(): Promise<TrialRecord[]> {
-    return loadAll<TrialRecord>(this.trials);
+  /**
+   * Every trial as last stored: its KV record with the epochs its current
+   * attempt logged since laid over it. Log entries of trials that ended are
+   * purged (a crash between the final write and the purge leaves them).
+   */
+  async loadTrials(onPurgeError: (err: unknown) => void = () => {}): Promise<TrialRecord[]> {
+    const [trials, logged] = await Promise.all([loadAll<TrialRecord>(this.trials), this.epochs.loadAll()]);
+    for (const t of trials) {
+      const entries = logged.get(t.config.trialId);
+      if (!entries) continue;
+      if (TERMINAL_TRIAL_STATUSES.has(t.status)) void this.purgeEpochs(t).catch(onPurgeError);
+      else applyEpochEntries(t, entries);
+    }
+    return trials;
   }
 }
 

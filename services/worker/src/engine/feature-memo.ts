@@ -46,6 +46,11 @@ export class FeatureMemo {
   /** @param maxBytes budget for stored tensors; 0 disables the memo. @default 512 MiB */
   constructor(readonly maxBytes = 512 * 1024 * 1024) {}
 
+  /** Whether `key` is stored, without counting a use (cache-affinity advertisements). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   get(key: string): MemoFeatures | undefined {
     const e = this.entries.get(key);
     if (!e) {

@@ -19,7 +19,7 @@ export type { FoldedInference } from './folded-inference.js';
 export { registerFastCpuGradientKernels } from './cpu-kernels.js';
 export { trainTrial } from './train-trial.js';
 export { trainFusedTrials, fusionBlocker } from './fused-trials.js';
-export type { FusedHooks } from './fused-trials.js';
+export type { FusedHooks, FusedTrainOptions } from './fused-trials.js';
 export { resolveUnfreeze, unfreezeStages } from './unfreeze.js';
 export type { ResolvedUnfreeze } from './unfreeze.js';
 export { RECIPE_DEFAULTS, parseRecipe, parseUnfreeze, unfreezeLabel } from './recipe-options.js';

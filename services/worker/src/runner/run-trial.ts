@@ -15,8 +15,10 @@ import type { TrialCheckpointing } from '../engine/checkpoint/trial-checkpoint.j
 export interface RunTrialOptions {
   /** How `objstore:` weights are read (the worker's NATS connection). @default none */
   weightsAccess?: WeightsAccess;
-  /** Epoch checkpoints of this trial (single trials only; fused groups restart their unfinished trials). @default none */
+  /** Epoch checkpoints of this trial (runTrial; runFusedTrials takes one per trial in `checkpoints`). @default none */
   checkpoint?: TrialCheckpointing;
+  /** Epoch checkpoints of a fused group's trials, `checkpoints[k]` for `configs[k]` (runFusedTrials only). @default none */
+  checkpoints?: ReadonlyArray<TrialCheckpointing | undefined>;
 }
 import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
 
@@ -85,7 +87,7 @@ function featureMemoRef(featureCache: FeatureCacheArg, dataKey: string): Feature
  * work unit share the dataset, split and size, so the first config stands for all.
  */
 async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'onPhase' | 'onDataset'>, featureCache: FeatureCacheArg, opts: RunTrialOptions,
-  train: (data: LoadedDataset, opts: TrainOptions) => Promise<T>): Promise<T> {
+  train: (data: LoadedDataset, opts: Omit<TrainOptions, 'checkpoint'>) => Promise<T>): Promise<T> {
   const { size } = hyperparamsOf(config);
   hooks.onPhase?.('dataset');
   const split = { valFraction: config.split.valFraction, testFraction: config.split.testFraction, seed: config.seed };
@@ -96,7 +98,7 @@ async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'o
   const content = data.contentDigest ? `|content=${data.contentDigest}` : '';
   const dataKey = `${datasetCacheKey(config.dataset)}${content}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
-    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false, checkpoint: opts.checkpoint });
+    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false });
   } finally {
     disposeDataset(data);
   }
@@ -110,19 +112,19 @@ export async function runTrial(config: TrialConfig, hooks: RunTrialHooks, featur
   // Control-plane benchmark mode (accepted only by a coordinator that allows it): nothing is trained.
   if (config.backbone === NOOP_BACKBONE) return runNoopTrial(config, hooks);
   const { hp } = hyperparamsOf(config);
-  return withDataset(config, hooks, featureCache, opts, (data, o) => trainTrial(hp, data, { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase }, o));
+  return withDataset(config, hooks, featureCache, opts, (data, o) => trainTrial(hp, data, { onEpoch: hooks.onEpoch, onPhase: hooks.onPhase }, { ...o, checkpoint: opts.checkpoint }));
 }
 
 /**
  * Runs a fusable group of trials (planner fusableGroups) together on one
- * dataset load (engine/fused-trials.ts); `hooks[k]` belong to `configs[k]`.
+ * dataset load (engine/fused-trials.ts); `hooks[k]` and `opts.checkpoints[k]` belong to `configs[k]`.
  */
 export async function runFusedTrials(configs: readonly TrialConfig[], hooks: readonly RunTrialHooks[], featureCache?: FeatureCacheArg, opts: RunTrialOptions = {}): Promise<TrialOutcome[]> {
   const hps = configs.map((c) => hyperparamsOf(c).hp);
   const shared = { onPhase: (p: string) => hooks.forEach((h) => h.onPhase?.(p)), onDataset: (s: DatasetSizes) => hooks.forEach((h) => h.onDataset?.(s)) };
-  // Checkpoints are per trial: a fused group does not save them.
-  return withDataset(configs[0], shared, featureCache, { ...opts, checkpoint: undefined }, (data, o) =>
-    trainFusedTrials(hps, data, { onEpoch: (k, r) => hooks[k].onEpoch(r), onPhase: shared.onPhase }, o));
+  // Each member saves and resumes its own checkpoint (engine/fused-trials.ts: members at different epochs join as they catch up).
+  return withDataset(configs[0], shared, featureCache, opts, (data, o) =>
+    trainFusedTrials(hps, data, { onEpoch: (k, r) => hooks[k].onEpoch(r), onPhase: shared.onPhase }, { ...o, checkpoints: opts.checkpoints }));
 }
 
 /** Whether these configs can train fused (else they run one by one). */

@@ -6,6 +6,7 @@ import { unfreezeLabel, unfreezesAnything } from '../engine/recipe-options.js';
 import { toTrialError, TrialError } from '../errors.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Reporter } from './reporter.js';
+import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
 import { canFuse, runFusedTrials, runTrial, type RunTrialHooks, type RunTrialOptions, type WorkerFeatureCache } from './run-trial.js';
 
 export interface UnitContext {
@@ -19,7 +20,7 @@ export interface UnitContext {
   isDraining(): boolean;
   /** True once a drain's grace period handed the message back: the trials stop at their next epoch. @default never */
   isAbandoned?(): boolean;
-  /** Epoch checkpoints: saved after every epoch of a trial that trains alone, resumed on redelivery. @default none */
+  /** Epoch checkpoints: saved after every epoch of every trial (alone or fused), resumed on redelivery. @default none */
   checkpoints?: Checkpointer;
   /** This worker's feature-cache tiers. @default none */
   featureCache?: WorkerFeatureCache;
@@ -49,28 +50,36 @@ export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext)
   // The runners' own time: training wall time less the time their epoch hooks spent reporting (control-plane time).
   let runnerMs = 0;
   const done = (d: UnitDisposition) => ({ ...d, runnerMs, trials: configs.length });
-  for (const group of fusableGroups(configs)) {
+  // A unit mixes head-only and fine-tune trials only when the planner shared their phase 1 (fuse.shareHeads): they fuse.
+  for (const group of fusableGroups(configs, { shareHeads: true })) {
     if (ctx.isDraining()) {
       // Not started: they simply go back with the message.
       ends.push(...group.map((): TrialEnd => 'draining'));
       continue;
     }
+    // The group's TrialStarted calls go out together (and finish below): a unit's control-plane
+    // time is then a few round trips, not a few per trial.
+    const runs = group.map((config) => new TrialRun(config, ctx));
+    const starts = await Promise.all(runs.map((run) => run.start()));
     const running: TrialRun[] = [];
-    for (const config of group) {
-      const run = new TrialRun(config, ctx);
-      const end = await run.start();
+    for (const [i, end] of starts.entries()) {
       if (end) ends.push(end);
-      else running.push(run);
+      else running.push(runs[i]);
     }
     if (running.length === 0) continue;
     const trainStart = performance.now();
     try {
-      // A trial resuming from a checkpoint trains alone (checkpoints are per trial); the rest may fuse.
-      const outcomes = !running.some((r) => r.resumeFrom) && canFuse(running.map((r) => r.config))
-        ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, ctx.runOptions)
+      // Checkpoints are per trial, fused or not: trials resuming from theirs fuse with the rest (each from its own epoch).
+      const sideBySide = isNoopGroup(running);
+      const outcomes = canFuse(running.map((r) => r.config))
+        ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, { ...ctx.runOptions, checkpoints: running.map((r) => r.checkpointing()) })
+        : sideBySide ? await Promise.all(running.map((r) => runNoopTrial(r.config, r.hooks())))
         : await sequentially(running, ctx);
-      runnerMs += performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
-      for (const [i, r] of running.entries()) ends.push(await r.finish(outcomes[i]));
+      // Side by side, hook times overlap: each trial's own time less its own hook time.
+      runnerMs += sideBySide
+        ? outcomes.reduce((ms, o, i) => ms + Math.max(0, o.seconds * 1000 - running[i].hookMs), 0)
+        : performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
+      ends.push(...(await Promise.all(running.map((r, i) => r.finish(outcomes[i])))));
     } catch (err) {
       runnerMs += performance.now() - trainStart - running.reduce((ms, r) => ms + r.hookMs, 0);
       lastError = (err as Error).message;
@@ -89,6 +98,15 @@ export interface UnitTiming {
   /** The runners' own milliseconds (training, less time spent in report calls). */
   runnerMs: number;
   trials: number;
+}
+
+/**
+ * `noop` trials (control-plane benchmark) train nothing, so a group of them
+ * runs as a fused group would: side by side, each reporting its own epochs
+ * and leaving alone on STOP.
+ */
+function isNoopGroup(runs: TrialRun[]): boolean {
+  return runs.length > 1 && runs.every((r) => r.config.backbone === NOOP_BACKBONE);
 }
 
 /** Trials of a group that cannot fuse run one by one; a failure stops the rest of the group (they fail with it). */
@@ -141,7 +159,7 @@ class TrialRun {
     return null;
   }
 
-  /** Checkpointing for this trial when it trains alone. */
+  /** Checkpointing for this trial, alone or as a fused group's member; saves only while this attempt owns the trial. */
   checkpointing(): TrialCheckpointing | undefined {
     const store = this.ctx.checkpoints;
     if (!store) return undefined;
@@ -165,7 +183,7 @@ class TrialRun {
         if (ctx.isAbandoned?.()) throw new TrialError('DRAINING', `worker ${ctx.workerId} handed the trial back`, { retryable: true });
         const hookStart = performance.now();
         const d = await ctx.reporter.reportEpoch({ trialId: cfg.trialId, attempt: ctx.attempt, metrics: { ...m, learningRate: m.learningRate ?? NaN, trainableLayers: m.trainableLayers ?? 0 } });
-        this.log.info('trial.epoch', { ...m, decision: d.action });
+        this.log.info('trial.epoch', { ...m, decision: d.action, ...(d.reason ? { reason: d.reason } : {}) });
         if (d.action === 'STOP' && /does not own/.test(d.reason)) this.owner = false;
         this.firstEpoch ??= m;
         // Reported first, so the record shows the epoch that diverged.
