@@ -40,6 +40,8 @@ describe('bench:sweep sharing knobs', () => {
     const naive = knobSettings('naive', o);
     const full = knobSettings('tlsweep', o);
     expect(naive.workerEnv.TLSWEEP_FEATURE_MEMO_MB).toBe('0');
+    expect(naive.workerEnv.TLSWEEP_FROZEN_PREFIX).toBe('every-epoch');
+    expect(full.workerEnv.TLSWEEP_FROZEN_PREFIX).toBe('once');
     expect(naive.spec.scheduler).toEqual({ kind: 'fifo' });
     expect(full.workerEnv.TLSWEEP_FEATURE_MEMO_MB).not.toBe('0');
     expect(full.spec.scheduler).toMatchObject({ kind: 'asha', gracePeriod: 1, reductionFactor: 3 });

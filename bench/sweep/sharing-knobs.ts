@@ -26,6 +26,14 @@ export interface SharingKnob {
 
 export const SHARING_KNOBS: readonly SharingKnob[] = [
   {
+    name: 'frozenPrefixOnce',
+    doc: 'a trial runs its frozen layers once and trains every epoch on the stored output; off, they run again on every epoch (train and val), the work Keras model.fit and per-trial tuners do',
+    kind: 'worker-env',
+    key: 'TLSWEEP_FROZEN_PREFIX',
+    off: () => 'every-epoch',
+    on: () => 'once',
+  },
+  {
     name: 'featureMemo',
     doc: 'a worker keeps frozen-prefix features in memory and reuses them for later trials with the same backbone, cut and data',
     kind: 'worker-env',

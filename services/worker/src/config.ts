@@ -2,6 +2,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseLogLevel, type LogLevel } from '../../coordinator/src/log.js';
 import { clientTlsFromEnv, clientTokenFromEnv, natsAuthFromEnv, type ClientTls, type NatsAuth } from '../../coordinator/src/index.js';
+import { FROZEN_PREFIX_MODES, type FrozenPrefixMode } from './engine/per-epoch-features.js';
 
 /** Worker settings; the only module of the worker that reads the environment. */
 export interface WorkerConfig {
@@ -59,12 +60,20 @@ export interface WorkerConfig {
    * here; cheaper ones are not worth a routed unit's wait for this worker's next look at its inbox. @default 2000
    */
   affinityMinBuildMs: number;
+  /**
+   * TLSWEEP_FROZEN_PREFIX=once|every-epoch: `every-epoch` runs each trial's frozen layers again on every
+   * epoch and keeps no features (what Keras and per-trial tuners do; a baseline for `bench:sweep`'s
+   * naive run, never faster). Units then run their trials one by one. @default 'once'
+   */
+  frozenPrefix: FrozenPrefixMode;
 }
 
 const BACKENDS = ['', 'tensorflow', 'wasm', 'cpu'] as const;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const backend = (env.TLSWEEP_BACKEND ?? '') as WorkerConfig['backend'];
+  const frozenPrefix = (env.TLSWEEP_FROZEN_PREFIX || 'once') as FrozenPrefixMode;
+  if (!FROZEN_PREFIX_MODES.includes(frozenPrefix)) throw new Error(`TLSWEEP_FROZEN_PREFIX: must be one of ${FROZEN_PREFIX_MODES.join(', ')}; got ${JSON.stringify(env.TLSWEEP_FROZEN_PREFIX)}`);
   if (!BACKENDS.includes(backend)) throw new Error(`TLSWEEP_BACKEND: must be one of tensorflow, wasm, cpu (or empty for auto); got ${JSON.stringify(backend)}`);
   return {
     natsUrl: env.TLSWEEP_NATS_URL || 'nats://127.0.0.1:4222',
@@ -89,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     affinity: flag(env, 'TLSWEEP_AFFINITY', true),
     cacheHoldersTtlMs: intEnv(env, 'TLSWEEP_CACHE_HOLDERS_TTL_MS', 30_000, 1000),
     affinityMinBuildMs: intEnv(env, 'TLSWEEP_AFFINITY_MIN_BUILD_MS', 2000, 0),
+    frozenPrefix,
   };
 }
 

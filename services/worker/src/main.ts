@@ -46,7 +46,7 @@ try {
   const consumer = new TrialConsumer({
     nc, reporter, workerId: cfg.workerId, backend: backend.name, log,
     heartbeatMs: cfg.heartbeatMs, nakDelayMs: cfg.nakDelayMs, maxTrials: cfg.maxTrials,
-    featureMemo, featureStores, metrics, checkpoints,
+    featureMemo, featureStores, metrics, checkpoints, frozenPrefix: cfg.frozenPrefix,
     affinity: cfg.affinity ? { holdersTtlMs: cfg.cacheHoldersTtlMs, minBuildMs: cfg.affinityMinBuildMs } : null,
   });
   log.info('worker.ready', { nats: cfg.natsUrl, coordinator: cfg.coordinator, metrics: metricsServer?.url ?? null, featureStores: featureStores.map((s) => s.name) });

@@ -38,7 +38,8 @@ export interface FitEpochsOptions {
   batchSize: number;
   /** Draws the shuffle order of every epoch. */
   random: () => number;
-  validation: [tf.Tensor, tf.Tensor];
+  /** Validation inputs and targets, or a getter read at each epoch (inputs recomputed per epoch, per-epoch-features.ts). */
+  validation: [tf.Tensor, tf.Tensor] | (() => [tf.Tensor, tf.Tensor]);
   /** Loss weight per class index (tfjs `fit({ classWeight })`). @default none (all 1) */
   classWeight?: Record<number, number>;
   /** Epochs already run (a resumed phase): training starts at the next one and `random` must continue from there. @default 0 */
@@ -78,9 +79,12 @@ export async function fitEpochs(
   const xAt = typeof x === 'function' ? x : () => x;
   const xData = new Map<tf.Tensor, tf.TypedArray | string[]>();
   for (let epoch = epochs; epoch < opts.epochs && !stopped; epoch++) {
-    await opts.beforeEpoch?.(epoch + 1);
+    // An epoch's time includes its preparation (a re-compile, inputs recomputed per epoch).
     const started = performance.now();
+    await opts.beforeEpoch?.(epoch + 1);
     const xe = xAt(epoch);
+    // Inputs recomputed per epoch replace their predecessors: drop what those left here.
+    for (const t of xData.keys()) if (t.isDisposed) xData.delete(t);
     if (!xData.has(xe)) xData.set(xe, await xe.data());
     const order = permutation(xe.shape[0], opts.random);
     const xs = permuteRows(xData.get(xe)!, xe, order);
@@ -91,7 +95,7 @@ export async function fitEpochs(
         batchSize: opts.batchSize,
         shuffle: false,
         ...(opts.classWeight ? { classWeight: opts.classWeight } : {}),
-        validationData: opts.validation,
+        validationData: typeof opts.validation === 'function' ? opts.validation() : opts.validation,
         verbose: 0,
         // Yield after every batch so the lease heartbeat (`working()`) keeps firing during long epochs.
         yieldEvery: 'batch',

@@ -20,7 +20,7 @@ export interface PhaseOptions {
   /** The training input, or one per phase epoch (0-based), e.g. augmented passes. */
   x: tf.Tensor | ((epoch: number) => tf.Tensor);
   y: tf.Tensor;
-  validation: [tf.Tensor, tf.Tensor];
+  validation: [tf.Tensor, tf.Tensor] | (() => [tf.Tensor, tf.Tensor]);
   epochs: number;
   batchSize: number;
   random: () => number;
@@ -37,6 +37,8 @@ export interface PhaseOptions {
    * @returns the backbone layers trainable in that epoch.
    */
   beforeEpoch(epoch: number): number;
+  /** Before each epoch (0-based within the phase), after beforeEpoch: e.g. recompute the inputs `x` and `validation` return. @default none */
+  prepareEpoch?(epoch: number): Promise<void>;
   /** After each epoch: the trial's scheduler; 'STOP' ends the whole trial. */
   report(m: PhaseEpoch): Promise<'CONTINUE' | 'STOP'>;
   /** Continue a phase a checkpoint interrupted (weights, optimizer and `random` are restored by the caller). @default start afresh */
@@ -82,10 +84,11 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
       random: o.random,
       validation: o.validation,
       classWeight: o.classWeight,
-      beforeEpoch: (epoch) => {
+      beforeEpoch: async (epoch) => {
         learningRate = learningRateAt(o.schedule, o.baseLearningRate, epoch - 1, o.epochs);
         setLearningRate(o.optimizer, learningRate);
         trainableLayers = o.beforeEpoch(epoch - 1);
+        await o.prepareEpoch?.(epoch - 1);
       },
       onEpoch: async (epoch, m) => {
         const decision = await o.report({ ...m, learningRate, trainableLayers });

@@ -24,6 +24,7 @@ import type { AugmentationConfig } from './augment-config.js';
 import { passInput } from './augmented-passes.js';
 import { evaluateClassifier, type ClassificationMetrics } from './metrics.js';
 import { PhaseTimer, type PhaseSeconds } from './phase-timer.js';
+import { PerEpochFeatures, type FrozenPrefixMode } from './per-epoch-features.js';
 import type { GraphBackboneSpec } from './backbones/graph-backbone-spec.js';
 
 /**
@@ -103,6 +104,8 @@ export interface TrainOptions {
   exportModel?: boolean;
   /** Save a checkpoint after every epoch and resume from the last one (checkpoint/trial-checkpoint.ts). @default none */
   checkpoint?: TrialCheckpointing;
+  /** `every-epoch` runs the frozen prefix again on every epoch, as Keras does (a baseline; per-epoch-features.ts); the feature memo is then not used. @default 'once' */
+  frozenPrefix?: FrozenPrefixMode;
 }
 
 export interface TrialOutcome {
@@ -273,6 +276,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
   const history: EpochReport[] = saved ? [...saved.history] : [];
   const earlyStops: EarlyStopReport[] = saved ? [...saved.earlyStops] : [];
   let stopped = false;
+  const perEpoch = opts.frozenPrefix === 'every-epoch';
+  let recompute: PerEpochFeatures | null = null;
   try {
     setTrainableFrom(backbone, layerCount);
     enforceBatchNormSemantics(backbone.model.layers, batchNorm);
@@ -284,7 +289,22 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     const y = mapSplits((s) => res.keep(targets.encode(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, depth.layers) : null;
     const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
-    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: opts.featureMemo, augment }, (t) => res.keep(t));
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: perEpoch ? undefined : opts.featureMemo, augment }, (t) => res.keep(t));
+    // Baseline mode: the first epoch trains on what was just computed, every later one computes its own inputs again.
+    if (perEpoch) recompute = new PerEpochFeatures(backbone, data, { batchSize: hp.batchSize, cut, augment });
+    const fresh = (what: 'pooled' | 'activations', firstEpochOfTrial: number, cached: tf.Tensor | ((epoch: number) => tf.Tensor), cachedVal: tf.Tensor) => {
+      if (!recompute) return { x: cached, validation: [cachedVal, y.val] as [tf.Tensor, tf.Tensor] };
+      let now: { train: tf.Tensor; val: tf.Tensor } | null = null;
+      const at = (epoch: number) => (typeof cached === 'function' ? cached(epoch) : cached);
+      return {
+        x: (epoch: number) => now?.train ?? at(epoch),
+        validation: () => [now?.val ?? cachedVal, y.val] as [tf.Tensor, tf.Tensor],
+        prepareEpoch: async (epoch: number) => {
+          if (firstEpochOfTrial + epoch === 0) return;
+          now = await recompute!.compute(what, firstEpochOfTrial + epoch);
+        },
+      };
+    };
 
     // Phase 1: the head alone, on pooled features.
     hooks.onPhase?.('head');
@@ -315,9 +335,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       phase: 'head',
       model: headModel,
       optimizer: headOptimizer,
-      x: passInput(trainPasses.pooled, 0),
+      ...fresh('pooled', 0, passInput(trainPasses.pooled, 0), pooled.val),
       y: y.train,
-      validation: [pooled.val, y.val],
       epochs: hp.headEpochs,
       baseLearningRate: hp.learningRate,
       firstEpoch: 1,
@@ -351,9 +370,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
         model: fineTuneModel,
         optimizer,
         // Phase 2's epochs continue the augmented passes after phase 1's (resumed or not).
-        x: passInput(trainPasses.activations!, headEpochsRun),
+        ...fresh('activations', headEpochsRun, passInput(trainPasses.activations!, headEpochsRun), tail.activations.val),
         y: y.train,
-        validation: [tail.activations.val, y.val],
         epochs: hp.fineTuneEpochs,
         baseLearningRate: fineTuneLr,
         firstEpoch: headEpochsRun + 1,
@@ -408,6 +426,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       resumedEpochs: saved?.epochsDone ?? 0,
     };
   } finally {
+    recompute?.dispose();
     res.release();
   }
 }

@@ -19,8 +19,11 @@ export interface RunTrialOptions {
   checkpoint?: TrialCheckpointing;
   /** Epoch checkpoints of a fused group's trials, `checkpoints[k]` for `configs[k]` (runFusedTrials only). @default none */
   checkpoints?: ReadonlyArray<TrialCheckpointing | undefined>;
+  /** Where each trial's frozen-prefix output comes from (engine/per-epoch-features.ts); `every-epoch` runs trials one by one. @default 'once' */
+  frozenPrefix?: FrozenPrefixMode;
 }
 import { NOOP_BACKBONE, runNoopTrial } from './noop-runner.js';
+import type { FrozenPrefixMode } from '../engine/per-epoch-features.js';
 
 export interface RunTrialHooks {
   onEpoch(r: EpochReport): Promise<Decision>;
@@ -98,7 +101,7 @@ async function withDataset<T>(config: TrialConfig, hooks: Pick<RunTrialHooks, 'o
   const content = data.contentDigest ? `|content=${data.contentDigest}` : '';
   const dataKey = `${datasetCacheKey(config.dataset)}${content}|${JSON.stringify(split)}|${size.join('x')}`;
   try {
-    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false });
+    return await train(data, { featureMemo: featureMemoRef(featureCache, dataKey), weightsAccess: opts.weightsAccess, exportModel: config.exportModel ?? false, frozenPrefix: opts.frozenPrefix });
   } finally {
     disposeDataset(data);
   }
@@ -128,7 +131,9 @@ export async function runFusedTrials(configs: readonly TrialConfig[], hooks: rea
 }
 
 /** Whether these configs can train fused (else they run one by one). */
-export function canFuse(configs: readonly TrialConfig[]): boolean {
+export function canFuse(configs: readonly TrialConfig[], opts: RunTrialOptions = {}): boolean {
   if (configs.some((c) => c.backbone === NOOP_BACKBONE)) return false;
+  // Fused trials share one computation of the frozen prefix: that is what every-epoch mode measures without.
+  if (opts.frozenPrefix === 'every-epoch') return false;
   return configs.length > 1 && fusionBlocker(configs.map((c) => hyperparamsOf(c).hp)) === null;
 }

@@ -71,7 +71,7 @@ export async function runUnit(configs: readonly TrialConfig[], ctx: UnitContext)
     try {
       // Checkpoints are per trial, fused or not: trials resuming from theirs fuse with the rest (each from its own epoch).
       const sideBySide = isNoopGroup(running);
-      const outcomes = canFuse(running.map((r) => r.config))
+      const outcomes = canFuse(running.map((r) => r.config), ctx.runOptions)
         ? await runFusedTrials(running.map((r) => r.config), running.map((r) => r.hooks()), ctx.featureCache, { ...ctx.runOptions, checkpoints: running.map((r) => r.checkpointing()) })
         : sideBySide ? await Promise.all(running.map((r) => runNoopTrial(r.config, r.hooks())))
         : await sequentially(running, ctx);

@@ -11,6 +11,7 @@ import type { FeatureStore } from '../engine/feature-cache/feature-store.js';
 import type { TrialOutcome } from '../engine/train-trial.js';
 import type { Checkpointer } from '../engine/checkpoint/trial-checkpoint.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { FrozenPrefixMode } from '../engine/per-epoch-features.js';
 
 export interface TrialConsumerOptions {
   nc: NatsConnection;
@@ -35,6 +36,8 @@ export interface TrialConsumerOptions {
   metrics?: WorkerMetrics;
   /** Epoch checkpoints (the NATS Object Store): saved after every epoch, resumed on redelivery. @default none (a redelivered trial starts over) */
   checkpoints?: Checkpointer;
+  /** Where trials' frozen-prefix output comes from (engine/per-epoch-features.ts). @default 'once' */
+  frozenPrefix?: FrozenPrefixMode;
   /**
    * Cache-affinity dispatch (TLSWEEP_AFFINITY): advertise the features held locally in the
    * `tlsweep-cache-holders` KV (created by the coordinator) and take trials from this worker's inbox
@@ -247,7 +250,7 @@ export class TrialConsumer {
             else this.o.log.info('trial.feature_cache', { ...e, inbox: fromInbox });
           },
         },
-        runOptions: { weightsAccess: { nc: this.o.nc, cache: this.weightsCache } },
+        runOptions: { weightsAccess: { nc: this.o.nc, cache: this.weightsCache }, frozenPrefix: this.o.frozenPrefix },
         storeModel: (cfg, attempt, outcome, log) => this.storeModel(cfg, attempt, outcome, log),
       });
       await this.held?.add(configs, usedFeatures, builtFeatures).catch((err) => this.o.log.warn('worker.advertise_failed', { error: (err as Error).message }));
