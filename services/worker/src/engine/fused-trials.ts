@@ -121,6 +121,7 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
   if (blocker) throw new EngineConfigError(`cannot fuse these trials: ${blocker}`);
   const hp0 = hps[0];
   const res = new TrialResources();
+  let sessions: Array<CheckpointSession | null> = [];
   try {
     const backboneOpts = { imageSize: hp0.imageSize, seed: hp0.seed, weightsRef: hp0.weightsRef, weightsAccess: opts.weightsAccess, graph: hp0.graph };
     const first = await loadBackbone(hp0.backbone, backboneOpts);
@@ -144,7 +145,7 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
     const labels = await data.train.y.data();
 
     // Each trial's own checkpoint, as trainTrial takes it (same fingerprint): one taken fused or alone resumes either way.
-    const sessions = hps.map((hp, k) => {
+    sessions = hps.map((hp, k) => {
       const c = opts.checkpoints?.[k];
       return c ? new CheckpointSession(c, checkpointFingerprint(hp, data)) : null;
     });
@@ -236,6 +237,8 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
     const phaseSeconds = timer.stop();
     return outcomes.map((o) => ({ ...o, seconds, phaseSeconds }));
   } finally {
+    // Each member's last checkpoint is stored before the group's end is reported (see CheckpointSession).
+    await Promise.all(sessions.map((s) => s?.flush()));
     res.release();
   }
 }

@@ -426,6 +426,8 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       resumedEpochs: saved?.epochsDone ?? 0,
     };
   } finally {
+    // The last checkpoint is stored before the trial's end is reported (see CheckpointSession).
+    await session?.flush();
     recompute?.dispose();
     res.release();
   }

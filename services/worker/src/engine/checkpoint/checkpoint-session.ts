@@ -23,9 +23,26 @@ export interface PhaseState {
  * resume from (ignoring one taken with other settings), saves one after
  * every epoch, and puts a saved phase's state back into freshly built
  * models. Save failures never fail the trial.
+ *
+ * A save captures the state at once but writes it in the background: the
+ * upload (megabytes to the Object Store for a fine-tuned tail) overlaps the
+ * next epoch instead of adding to it (measured ~0.5 s of a 4 s epoch).
+ * The next save waits for it first, so writes stay in order and at most one
+ * is in flight; flush() waits for the last one, and the trial calls it
+ * before it ends, so a finished, drained or failed trial's last checkpoint
+ * is stored before anyone acts on its end. A worker killed mid-upload leaves
+ * the previous checkpoint in place (an Object Store put replaces the old
+ * object only once complete): the retry resumes one epoch earlier.
  */
 export class CheckpointSession {
+  private inFlight: Promise<void> = Promise.resolve();
+
   constructor(private readonly c: TrialCheckpointing, private readonly fingerprint: string) {}
+
+  /** Waits for the last save's write (its failure went to onSaveError). */
+  flush(): Promise<void> {
+    return this.inFlight;
+  }
 
   /** The checkpoint to resume from, or null to start afresh. */
   async load(): Promise<TrialCheckpoint | null> {
@@ -34,6 +51,7 @@ export class CheckpointSession {
   }
 
   async save(s: PhaseState, p: PhaseProgress): Promise<void> {
+    await this.inFlight;
     try {
       const es = p.earlyStopping;
       const cp: TrialCheckpoint = {
@@ -54,7 +72,7 @@ export class CheckpointSession {
         weights: await captureWeights(s.model),
         optimizer: await captureOptimizer(s.optimizer, s.model),
       };
-      await this.c.store.save(this.c.trialId, cp);
+      this.inFlight = this.c.store.save(this.c.trialId, cp).catch((err: unknown) => this.c.onSaveError?.(err));
     } catch (err) {
       this.c.onSaveError?.(err);
     }
