@@ -214,6 +214,11 @@ describe('Fashion-MNIST loader', () => {
     pxT.dispose();
     expect(px[0]).toBe(px[1]);
     expect(px[1]).toBe(px[2]);
+    // ... at every pixel of every image, not just one.
+    const all = d.train.x.dataSync();
+    let unequal = 0;
+    for (let p = 0; p < all.length; p += 3) if (all[p] !== all[p + 1] || all[p] !== all[p + 2]) unequal++;
+    expect(unequal).toBe(0);
     disposeDataset(d);
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -33,12 +33,55 @@ async function onBoth(f: () => tf.Tensor): Promise<[Float32Array, Float32Array]>
 
 describe('wasm fast paths', () => {
   beforeAll(async () => {
-    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput']);
+    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput', 'Slice']);
     await tf.setBackend('wasm');
     await tf.ready();
   });
   afterAll(async () => {
     await tf.setBackend('cpu');
+  });
+
+  it.each([
+    // [shape, begin, size]: batches along axis 0 (contiguous), boxes in inner axes, -1 sizes, rank 1..5, empty.
+    [[10, 4, 4, 3], [3, 0, 0, 0], [4, -1, -1, -1]],
+    [[10, 4, 4, 3], [9, 0, 0, 0], [1, 4, 4, 3]],
+    [[10, 6], [2, 0], [5, 6]],
+    [[10, 6], [2, 1], [5, 3]],
+    [[5, 4, 4, 3], [1, 1, 2, 0], [3, 2, 2, 3]],
+    [[5, 4, 4, 3], [0, 0, 0, 1], [-1, -1, -1, 2]],
+    [[2, 3, 4, 5, 6], [1, 1, 0, 2, 3], [1, 2, 4, 2, 3]],
+    [[7], [2], [4]],
+    [[6, 5], [2, 0], [0, 5]],
+  ])('slice of %j at %j size %j matches cpu, float32 and int32', async (shape, begin, size) => {
+    const n = (shape as number[]).reduce((a, b) => a * b, 1);
+    const values = data([n]);
+    for (const dtype of ['float32', 'int32'] as const) {
+      const [w, r] = await onBoth(() =>
+        tf.tidy(() => tf.slice(tf.tensor(dtype === 'int32' ? Int32Array.from(values, (v) => Math.round(v * 1000)) : values, shape as number[], dtype), begin as number[], size as number[])),
+      );
+      expect(Array.from(w)).toEqual(Array.from(r));
+    }
+  });
+
+  it('slice leaves its input intact and takes batches of a large tensor without reading it whole', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor4d(data([64 * 16 * 16 * 3]), [64, 16, 16, 3]);
+    const before = Float32Array.from(x.dataSync() as Float32Array);
+    const backend = tf.backend() as unknown as { readSync: (...a: unknown[]) => unknown };
+    const readSync = backend.readSync;
+    let reads = 0;
+    backend.readSync = (...a: unknown[]) => { reads += 1; return readSync.apply(backend, a); };
+    try {
+      const parts = Array.from({ length: 8 }, (_, i) => tf.slice(x, [i * 8, 0, 0, 0], [8, -1, -1, -1]));
+      expect(reads).toBe(0);
+      const joined = tf.concat(parts, 0);
+      expect(Array.from(joined.dataSync())).toEqual(Array.from(before));
+      tf.dispose([...parts, joined]);
+    } finally {
+      backend.readSync = readSync;
+    }
+    expect(Array.from(x.dataSync())).toEqual(Array.from(before));
+    x.dispose();
   });
 
   it.each([

@@ -1,5 +1,5 @@
 /**
- * Faster routes around two slow spots of tfjs-backend-wasm 4.22.0 that
+ * Faster routes around slow spots of tfjs-backend-wasm 4.22.0 that
  * dominate fine-tuning on cached activations (measured on MobileNetV2's top
  * blocks at 96 px): BatchMatMul with transposeA/transposeB runs ~12× slower
  * than an explicit transpose plus a plain product, and Conv2DBackpropInput is
@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { asTensor } from './conv2d-backprop-filter.js';
+import { sliceViewConfig } from './slice-view.js';
 
 type Attrs = Record<string, unknown>;
 
@@ -82,13 +83,14 @@ const stockConfigs = new Map<string, tf.KernelConfig>();
 
 /**
  * Replaces the stock wasm BatchMatMul and Conv2DBackpropInput with versions
- * that take the fast route where it applies. Idempotent; returns the kernel
+ * that take the fast route where it applies, and Slice with one that does
+ * not copy its whole input first (slice-view.ts). Idempotent; returns the kernel
  * names it replaced on the first call.
  */
 export function registerWasmFastPaths(): string[] {
   if (installed) return [];
   installed = [];
-  for (const [name, make] of [['BatchMatMul', batchMatMulConfig], ['Conv2DBackpropInput', conv2DBackpropInputConfig]] as const) {
+  for (const [name, make] of [['BatchMatMul', batchMatMulConfig], ['Conv2DBackpropInput', conv2DBackpropInputConfig], ['Slice', sliceViewConfig]] as const) {
     const stock = tf.getKernel(name, 'wasm');
     if (!stock) continue;
     stockConfigs.set(name, stock);
