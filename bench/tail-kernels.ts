@@ -18,19 +18,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHead, cutForUnfreeze, enforceBatchNormSemantics, foldedInference, loadBackbone, mapInBatches, selectBackend, type BackendName } from '../services/worker/src/engine/index.js';
 import { applyLayersAfterCut, cutInput } from '../services/worker/src/engine/tail-model.js';
+import { positiveIntFlag, stringFlag } from './flags.js';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name}: must be a positive integer; got ${process.argv[i + 1]}`);
-  return v;
-}
-const size = arg('size', 96);
-const batch = arg('batch', 16);
-const unfreeze = arg('unfreeze', 20);
-const steps = arg('steps', 6);
-const bi = process.argv.indexOf('--backend');
-const backend = await selectBackend((bi >= 0 ? process.argv[bi + 1] : 'wasm') as BackendName);
+const size = positiveIntFlag('size', 96);
+const batch = positiveIntFlag('batch', 16);
+const unfreeze = positiveIntFlag('unfreeze', 20);
+const steps = positiveIntFlag('steps', 6);
+const backend = await selectBackend(stringFlag('backend', 'wasm') as BackendName);
 
 const backbone = await loadBackbone('mobilenet_v2', { imageSize: size });
 const model = backbone.model;

@@ -15,17 +15,12 @@ import * as tf from '@tensorflow/tfjs';
 import { foldedInference, loadBackbone, selectBackend } from '../services/worker/src/engine/index.js';
 import { registerWasmFastPaths, restoreStockWasmKernels } from '../services/worker/src/engine/wasm-kernels/index.js';
 import { loadRawDatasetCached, materializeDataset } from '../services/worker/src/data/load-dataset.js';
+import { positiveIntFlag } from './flags.js';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name}: must be a positive integer; got ${process.argv[i + 1]}`);
-  return v;
-}
-const perClass = arg('per-class', 1000);
-const size = arg('size', 64);
-const images = arg('images', 1024);
-const cutAt = arg('cut', 100);
+const perClass = positiveIntFlag('per-class', 1000);
+const size = positiveIntFlag('size', 64);
+const images = positiveIntFlag('images', 1024);
+const cutAt = positiveIntFlag('cut', 100);
 const batch = 32;
 
 await selectBackend('wasm');

@@ -1,8 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, trainTrial, type TrialHyperparams, type TrialOutcome } from '../services/worker/src/engine/index.js';
-import { fusionBlocker, trainFusedTrials } from '../services/worker/src/engine/fused-trials.js';
-import { disposeData, stripesDataset } from './engine-helpers.js';
+import { selectBackend, type TrialHyperparams } from '../services/worker/src/engine/index.js';
+import { fusionBlocker } from '../services/worker/src/engine/fused-trials.js';
+import { expectSameRun as expectSameRunWithin, fusedRuns, separateRuns, type Run } from './fused-vs-separate.js';
 
 /**
  * Shared phase 1 (fuse.shareHeads): a head-only trial and a fine-tune trial
@@ -24,64 +23,10 @@ const TRIALS: TrialHyperparams[] = [
 // shared run, from the whole (BatchNorm-folded) backbone in its separate run: float32 rounding apart. Measured ≤ 1e-6.
 const TOL = 1e-5;
 
-interface Run { outcome: TrialOutcome; weights: Float32Array[] }
-
-function snapshot(model: tf.LayersModel): Float32Array[] {
-  return model.trainableWeights.map((w) => Float32Array.from(w.read().dataSync() as Float32Array));
-}
-
-async function separate(stopAt: Record<number, number>): Promise<Run[]> {
-  const runs: Run[] = [];
-  for (const [k, hp] of TRIALS.entries()) {
-    const data = stripesDataset({ train: 40, val: 12, test: 12, size: 16, seed: 4 });
-    let model: tf.LayersModel | null = null;
-    let weights: Float32Array[] = [];
-    const outcome = await trainTrial(hp, data, {
-      onModel: (stage, m) => { if (stage !== 'backbone') model = m; },
-      onEpoch: (r) => {
-        weights = snapshot(model!);
-        return r.epoch === stopAt[k] ? 'STOP' : 'CONTINUE';
-      },
-    });
-    disposeData(data);
-    runs.push({ outcome, weights });
-  }
-  return runs;
-}
-
-async function shared(stopAt: Record<number, number>): Promise<Run[]> {
-  const data = stripesDataset({ train: 40, val: 12, test: 12, size: 16, seed: 4 });
-  const models = new Map<number, tf.LayersModel>();
-  const weights = new Map<number, Float32Array[]>();
-  const outcomes = await trainFusedTrials(TRIALS, data, {
-    onModel: (k, _stage, m) => models.set(k, m),
-    onEpoch: (k, r) => {
-      weights.set(k, snapshot(models.get(k)!));
-      return r.epoch === stopAt[k] ? 'STOP' : 'CONTINUE';
-    },
-  });
-  disposeData(data);
-  return outcomes.map((outcome, k) => ({ outcome, weights: weights.get(k)! }));
-}
-
-function expectClose(a: number, b: number, what: string): void {
-  expect(Math.abs(a - b), `${what}: ${a} vs ${b}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(b)));
-}
-
-function expectSameRun(f: Run, s: Run, label: string): void {
-  expect(f.outcome.history.map((e) => [e.phase, e.epoch, e.learningRate, e.trainableLayers])).toEqual(s.outcome.history.map((e) => [e.phase, e.epoch, e.learningRate, e.trainableLayers]));
-  f.outcome.history.forEach((e, i) => {
-    const r = s.outcome.history[i];
-    for (const key of ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const) expectClose(e[key], r[key], `${label} epoch ${e.epoch} ${key}`);
-  });
-  expect(f.outcome.stopped).toBe(s.outcome.stopped);
-  expect(f.outcome.cutLayer).toBe(s.outcome.cutLayer);
-  expect(f.outcome.unfreezeLayers).toBe(s.outcome.unfreezeLayers);
-  expect(f.outcome.trainableParams).toBe(s.outcome.trainableParams);
-  for (const key of ['valAccuracy', 'valLoss', 'testAccuracy', 'testLoss'] as const) expectClose(f.outcome[key], s.outcome[key], `${label} final ${key}`);
-  expect(f.weights.map((w) => w.length)).toEqual(s.weights.map((w) => w.length));
-  f.weights.forEach((w, i) => w.forEach((v, j) => expectClose(v, s.weights[i][j], `${label} weight ${i}[${j}]`)));
-}
+/** `stopAt`: trial index → epoch whose report answers STOP. */
+const separate = (stopAt: Record<number, number>, trials = TRIALS) => separateRuns(trials, stopAt);
+const shared = (stopAt: Record<number, number>, trials = TRIALS) => fusedRuns(trials, stopAt);
+const expectSameRun = (f: Run, s: Run, label: string) => expectSameRunWithin(f, s, label, TOL);
 
 describe('shared phase 1: head-only and fine-tune trials of one head config train the head once', () => {
   beforeAll(async () => {
