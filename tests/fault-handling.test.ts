@@ -110,6 +110,19 @@ describe('fault handling', () => {
     c.close();
   });
 
+  it('idle() waits for checkpoint writes still in flight (what a worker handing its trial back waits for)', async () => {
+    await checkpoints.idle(1000); // nothing in flight: returns at once
+    // 8 MB of weights: many Object Store chunks, so the write is still going when idle() is called.
+    const values = Float32Array.from({ length: 2 * 1024 * 1024 }, (_, i) => i % 977);
+    const cp = { v: 1, fingerprint: 'idle', phase: 'head', epochsDone: 3, progress: { epochsDone: 3, ended: false, earlyStopping: null }, history: [], earlyStops: [], rngState: 1, dropoutCalls: 0, learningRate: 0.1, weights: [['w', { shape: [values.length], dtype: 'float32', values }]], optimizer: { weights: [], slotOrder: null } } satisfies TrialCheckpoint;
+    const write = checkpoints.save('idle-trial', cp);
+    await checkpoints.idle(30_000);
+    // Read right after idle(), before our own await of the write: it is stored already.
+    expect((await checkpoints.load('idle-trial'))?.epochsDone).toBe(3);
+    await write;
+    await checkpoints.delete('idle-trial');
+  });
+
   it('maxFailedTrials fails the sweep with a clear reason and cancels the rest', async () => {
     expect(() => parseSweepSpec(SPEC('maxFailedTrials: -1'))).toThrow(/maxFailedTrials/);
     const c = await start();

@@ -237,9 +237,13 @@ export async function trainFusedTrials(hps: readonly TrialHyperparams[], data: L
     const phaseSeconds = timer.stop();
     return outcomes.map((o) => ({ ...o, seconds, phaseSeconds }));
   } finally {
-    // Each member's last checkpoint is stored before the group's end is reported (see CheckpointSession).
-    await Promise.all(sessions.map((s) => s?.flush()));
-    res.release();
+    try {
+      // Each member's last checkpoint is stored before the group's end is reported (see CheckpointSession);
+      // failed writes went to onSaveError already.
+      await Promise.all(sessions.map((s) => s?.flush().catch(() => {})));
+    } finally {
+      res.release();
+    }
   }
 }
 

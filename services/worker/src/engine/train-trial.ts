@@ -289,7 +289,7 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
     const y = mapSplits((s) => res.keep(targets.encode(data[s].y)));
     const cut = fineTune ? cutForUnfreeze(backbone.model, depth.layers) : null;
     const augment = hp.augmentation ? { config: hp.augmentation, seed: hp.seed } : null;
-    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: perEpoch ? undefined : opts.featureMemo, augment }, (t) => res.keep(t));
+    const { pooled, tail, trainPasses } = await computeTrialFeatures(backbone, data, { batchSize: hp.batchSize, cut, memo: perEpoch ? undefined : opts.featureMemo, augment, firstPassOnly: perEpoch }, (t) => res.keep(t));
     // Baseline mode: the first epoch trains on what was just computed, every later one computes its own inputs again.
     if (perEpoch) recompute = new PerEpochFeatures(backbone, data, { batchSize: hp.batchSize, cut, augment });
     const fresh = (what: 'pooled' | 'activations', firstEpochOfTrial: number, cached: tf.Tensor | ((epoch: number) => tf.Tensor), cachedVal: tf.Tensor) => {
@@ -426,9 +426,13 @@ export async function trainTrial(hp: TrialHyperparams, data: LoadedDataset, hook
       resumedEpochs: saved?.epochsDone ?? 0,
     };
   } finally {
-    // The last checkpoint is stored before the trial's end is reported (see CheckpointSession).
-    await session?.flush();
-    recompute?.dispose();
-    res.release();
+    try {
+      // The last checkpoint is stored before the trial's end is reported (see CheckpointSession);
+      // a failed write was reported to onSaveError already and must not mask the trial's own outcome.
+      await session?.flush().catch(() => {});
+    } finally {
+      recompute?.dispose();
+      res.release();
+    }
   }
 }

@@ -79,7 +79,11 @@ function featureSourceOf(backbone: Backbone): string {
 export async function computeTrialFeatures(
   backbone: Backbone,
   data: LoadedDataset,
-  opts: { batchSize: number; cut: number | null; memo?: FeatureMemoRef; augment?: PassAugmentation | null },
+  opts: {
+    batchSize: number; cut: number | null; memo?: FeatureMemoRef; augment?: PassAugmentation | null;
+    /** Compute the training split's first augmented pass only (every-epoch mode computes the others per epoch); ignored with a memo, whose entries hold every pass. @default false */
+    firstPassOnly?: boolean;
+  },
   keep: <T extends tf.Tensor>(t: T) => T,
 ): Promise<TrialFeatures> {
   const { batchSize, cut, memo } = opts;
@@ -111,7 +115,8 @@ export async function computeTrialFeatures(
     const computed: tf.Tensor[][] = [];
     try {
       for (const s of ['train', 'val', 'test'] as const) {
-        const views = s === 'train' ? trainAugmenters(augment, data.train.x) : [undefined];
+        const all = s === 'train' ? trainAugmenters(augment, data.train.x) : [undefined];
+        const views = opts.firstPassOnly && !memo ? all.slice(0, 1) : all;
         const outs: tf.Tensor[] = [];
         computed.push(outs);
         for (const view of views) outs.push(await mapInBatches(data[s].x, { ...imageOpts, pool: cut === null, augment: view }, prefix.run));

@@ -25,6 +25,9 @@ export interface ObjectCheckpointStoreOptions {
  * unreadable checkpoint is deleted and reads as none.
  */
 export class ObjectCheckpointStore implements Checkpointer {
+  /** Writes in progress (see idle()). */
+  private readonly writing = new Set<Promise<void>>();
+
   private constructor(private readonly os: ObjectStore, private readonly opts: ObjectCheckpointStoreOptions) {}
 
   static async open(nc: NatsConnection, opts: ObjectCheckpointStoreOptions = {}): Promise<ObjectCheckpointStore> {
@@ -54,7 +57,27 @@ export class ObjectCheckpointStore implements Checkpointer {
   }
 
   async save(trialId: string, checkpoint: TrialCheckpoint): Promise<void> {
-    await this.os.putBlob({ name: trialId }, encodeCheckpoint(checkpoint));
+    const write = this.os.putBlob({ name: trialId }, encodeCheckpoint(checkpoint)).then(() => undefined);
+    this.writing.add(write);
+    try {
+      await write;
+    } finally {
+      this.writing.delete(write);
+    }
+  }
+
+  /**
+   * Trials write their checkpoints in the background (CheckpointSession); a worker handing its trial
+   * back at the end of a drain waits here first, so the retry resumes from the epoch that just ended.
+   */
+  async idle(maxMs: number): Promise<void> {
+    if (this.writing.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.writing]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, maxMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   async delete(trialId: string): Promise<void> {

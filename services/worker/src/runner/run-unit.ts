@@ -171,7 +171,7 @@ class TrialRun {
         delete: (id) => store.delete(id),
       },
       resumeFrom: this.resumeFrom,
-      onSaveError: (err) => this.log.warn('trial.checkpoint_failed', { error: (err as Error).message }),
+      onSaveError: (err) => this.log.warn('trial.checkpoint_failed', { error: err instanceof Error ? err.message : String(err) }),
     };
   }
 

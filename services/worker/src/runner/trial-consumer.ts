@@ -89,13 +89,15 @@ export class TrialConsumer {
   /**
    * The drain's grace period ran out with a trial still training: hand it
    * back now (`nak(0)`, immediate redelivery). Its last epoch checkpoint is
-   * already stored, so the next worker loses at most the epoch in progress.
+   * stored first (checkpoints are written in the background; waited for up to
+   * 5 s), so the next worker loses at most the epoch in progress.
    * Returns whether there was a trial to hand back.
    */
   async abandon(reason: string): Promise<boolean> {
     const cur = this.current;
     if (!cur || cur.abandoned) return false;
     cur.abandoned = true;
+    await this.o.checkpoints?.idle?.(5000);
     // An inbox never redelivers: the coordinator moves the unit on once the message is gone.
     if (cur.fromInbox) cur.msg.ack();
     else cur.msg.nak(0);

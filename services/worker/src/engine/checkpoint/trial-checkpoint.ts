@@ -67,6 +67,8 @@ export interface Checkpointer {
   load(trialId: string): Promise<TrialCheckpoint | null>;
   save(trialId: string, checkpoint: TrialCheckpoint): Promise<void>;
   delete(trialId: string): Promise<void>;
+  /** Resolves once the writes started so far have ended, or after `maxMs` (a process about to hand its trial back and exit). @default resolves at once */
+  idle?(maxMs: number): Promise<void>;
 }
 
 /** A trial's checkpointing as the engine sees it (TrainOptions.checkpoint). */
