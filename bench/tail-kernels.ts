@@ -5,7 +5,12 @@
  * head, Adam, trainOnBatch) — and how close it is to the floor set by the
  * backend's own convolution speed.
  *
- *   npm run bench:tail-kernels -- [--size 96] [--batch 16] [--unfreeze 20] [--steps 6] [--backend wasm]
+ *   npm run bench:tail-kernels -- [--size 96] [--batch 16] [--unfreeze 20] [--steps 6] [--backend wasm] [--rounds 2]
+ *
+ * On wasm the same step is also timed with the stock tfjs-backend-wasm
+ * kernels in place of tlsweep's fast paths (fast-paths.ts), alternating
+ * `--rounds` times in this one process; `stockStepMs` / `stepMs` is their
+ * speed-up.
  *
  * Floor: the tail's multiply-adds (1×1 and depthwise convolutions and the
  * head's Dense layers, from the model's own shapes) × 2 FLOPs × 3 (forward,
@@ -18,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHead, cutForUnfreeze, enforceBatchNormSemantics, foldedInference, loadBackbone, mapInBatches, selectBackend, type BackendName } from '../services/worker/src/engine/index.js';
 import { applyLayersAfterCut, cutInput } from '../services/worker/src/engine/tail-model.js';
+import { registerWasmFastPaths, restoreStockWasmKernels } from '../services/worker/src/engine/wasm-kernels/index.js';
 import { positiveIntFlag, stringFlag } from './flags.js';
 
 const size = positiveIntFlag('size', 96);
@@ -59,10 +65,26 @@ for (const l of step.layers) {
 }
 const trainFlops = macs * 2 * 3 * batch;
 
-for (let i = 0; i < 2; i++) await step.trainOnBatch(act, y);
-const t0 = performance.now();
-for (let i = 0; i < steps; i++) await step.trainOnBatch(act, y);
-const stepMs = (performance.now() - t0) / steps;
+async function timeSteps(): Promise<number> {
+  for (let i = 0; i < 2; i++) await step.trainOnBatch(act, y);
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step.trainOnBatch(act, y);
+  return (performance.now() - t0) / steps;
+}
+// Alternate fast paths and stock kernels (wasm) so that machine noise hits both alike; keep the best of each.
+const rounds = positiveIntFlag('rounds', 2);
+let stepMs = Infinity;
+let stockStepMs: number | null = null;
+for (let r = 0; r < rounds; r++) {
+  stepMs = Math.min(stepMs, await timeSteps());
+  if (backend.name !== 'wasm') continue;
+  restoreStockWasmKernels();
+  try {
+    stockStepMs = Math.min(stockStepMs ?? Infinity, await timeSteps());
+  } finally {
+    registerWasmFastPaths();
+  }
+}
 const info = await tf.profile(async () => {
   await step.trainOnBatch(act, y);
 });
@@ -88,5 +110,6 @@ const floorMs = best.gflops > 0 ? trainFlops / (best.gflops * 1e6) : NaN;
 const r = (v: number) => Math.round(v * 100) / 100;
 console.log(JSON.stringify({
   bench: 'tail-kernels', backend: backend.name, size, batch, unfreeze, stepMs: r(stepMs), imagesPerSec: r((batch * 1000) / stepMs),
+  stockStepMs: stockStepMs === null ? null : r(stockStepMs), fastPathSpeedup: stockStepMs === null ? null : r(stockStepMs / stepMs),
   trainGflopPerStep: r(trainFlops / 1e9), bestConvGflops: r(best.gflops), bestConv: best.kernel, floorMs: r(floorMs), stepOverFloor: r(stepMs / floorMs), kernels,
 }));

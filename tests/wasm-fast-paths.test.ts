@@ -33,7 +33,7 @@ async function onBoth(f: () => tf.Tensor): Promise<[Float32Array, Float32Array]>
 
 describe('wasm fast paths', () => {
   beforeAll(async () => {
-    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput', 'Slice']);
+    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput', 'Slice', 'Sum', 'ClipByValue gradient', 'Relu gradient']);
     await tf.setBackend('wasm');
     await tf.ready();
   });
@@ -112,5 +112,83 @@ describe('wasm fast paths', () => {
       }),
     );
     expect(relErr(w, r)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    // [shape, axis, keepDims]: leading axes (the fast path) and others (stock), negative axes, keepDims.
+    [[4, 3, 3, 5], [0, 1, 2], false],
+    [[4, 3, 3, 5], [0, 1, 2], true],
+    [[4, 3, 3, 5], [0], false],
+    [[4, 3, 3, 5], [0, 1], true],
+    [[300, 7], [0], false],
+    [[300, 7], -2, false],
+    [[4, 3, 3, 5], [1, 2], false],
+    [[4, 3, 3, 5], [0, 1, 2, 3], false],
+    [[4, 3, 3, 5], [3], true],
+    [[1, 6], [0], false],
+  ] as const)('sum of %j over %j (keepDims %s) matches cpu', async (shape, axis, keepDims) => {
+    const x = data([...shape]);
+    await tf.setBackend('cpu');
+    const refShape = tf.tidy(() => tf.sum(tf.tensor(x, [...shape]), axis as number | number[], keepDims).shape);
+    const [w, r] = await onBoth(() => tf.tidy(() => tf.sum(tf.tensor(x, [...shape]), axis as number | number[], keepDims)));
+    await tf.setBackend('wasm');
+    expect(tf.tidy(() => tf.sum(tf.tensor(x, [...shape]), axis as number | number[], keepDims).shape)).toEqual(refShape);
+    expect(relErr(w, r)).toBeLessThan(1e-5);
+  });
+
+  it('sum of int32 over leading axes stays exact (stock path)', async () => {
+    const v = Int32Array.from({ length: 24 }, (_, i) => i * 1000003);
+    const out = tf.tidy(() => tf.sum(tf.tensor(v, [4, 6], 'int32'), 0));
+    expect(out.dtype).toBe('int32');
+    expect(Array.from(await out.data())).toEqual([0, 1, 2, 3, 4, 5].map((c) => [0, 1, 2, 3].reduce((a, r) => a + v[r * 6 + c], 0)));
+    out.dispose();
+  });
+
+  it('ReLU6 (relu + clipByValue, as tfjs-layers builds it) and relu gradients match cpu, edges 0 and 6 included', async () => {
+    // Values exactly on the edges, inside, outside, and a NaN-free spread.
+    const x = Float32Array.from([...data([200]).map((v) => v * 8 - 1), 0, 6, -0, 6.000001, 5.999999, -1e-7]);
+    const dy = data([x.length]);
+    for (const f of [
+      (t: tf.Tensor) => tf.clipByValue(tf.relu(t), 0, 6),
+      (t: tf.Tensor) => tf.clipByValue(t, -0.5, 2),
+      (t: tf.Tensor) => tf.relu(t),
+    ]) {
+      const [w, r] = await onBoth(() =>
+        tf.tidy(() => {
+          const X = tf.tensor2d(x, [2, x.length / 2]);
+          const DY = tf.tensor2d(dy, [2, x.length / 2]);
+          return tf.grad((t: tf.Tensor) => f(t))(X, DY);
+        }),
+      );
+      expect(Array.from(w)).toEqual(Array.from(r).map((v) => v + 0));
+    }
+  });
+
+  it('clipByValue gradient passes NaN and Inf in dy through where x is inside, +0 where outside or NaN, as the stock where()', async () => {
+    const x = Float32Array.from([1, 1, -1, Number.NaN, 3]);
+    const dy = Float32Array.from([Number.NaN, Number.POSITIVE_INFINITY, Number.NaN, 5, -2]);
+    const g = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.clipByValue(t, 0, 2))(tf.tensor1d(x), tf.tensor1d(dy)));
+    const v = Array.from(await g.data());
+    g.dispose();
+    expect(v[0]).toBeNaN();
+    expect(v[1]).toBe(Number.POSITIVE_INFINITY);
+    expect(v.slice(2)).toEqual([0, 0, 0]);
+  });
+
+  it('takes the fast routes on wasm: the heap passes for ReLU6 and relu gradients, a pool for sums over leading axes', async () => {
+    await tf.setBackend('wasm');
+    const info = await tf.profile(() =>
+      tf.tidy(() => {
+        const x = tf.randomNormal([2, 3, 3, 4], 0, 4, 'float32', 3);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.clipByValue(tf.relu(t), 0, 6)))(x);
+        return tf.sum(g, [0, 1, 2]);
+      }),
+    );
+    const names = info.kernels.map((k) => k.name);
+    expect(names).toContain('TlsweepClipByValueGrad');
+    expect(names).toContain('TlsweepReluGrad');
+    expect(names).not.toContain('LogicalAnd');
+    expect(names).toContain('AvgPool');
+    info.result instanceof tf.Tensor && info.result.dispose();
   });
 });

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asTensor } from './conv2d-backprop-filter.js';
 import { sliceViewConfig } from './slice-view.js';
+import { clipByValueGradConfig, clipGradWasmConfig, reluGradConfig, reluGradWasmConfig } from './activation-grads.js';
 
 type Attrs = Record<string, unknown>;
 
@@ -77,26 +78,80 @@ function conv2DBackpropInputConfig(stock: tf.KernelConfig): tf.KernelConfig {
     },
   };
 }
+/**
+ * Sum over leading axes (BatchNorm's beta and gamma gradients, bias
+ * gradients: [B,H,W,C] → [C]). The stock kernel transposes the reduced axes
+ * innermost first and then sums; an XNNPACK average pool over the
+ * batch-stacked image, times the count, reads x once: 0.16 ms against 1.1 ms
+ * for [784, 960] → [960] (relative difference ~3e-6, float32 rounding).
+ */
+function sumConfig(stock: tf.KernelConfig): tf.KernelConfig {
+  return {
+    ...stock,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args;
+      const { x } = inputs as { x: tf.TensorInfo };
+      const { axis, keepDims } = attrs as Attrs as { axis: number | number[]; keepDims: boolean };
+      const rank = x.shape.length;
+      const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+      const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+      const n = x.shape.slice(0, axes.length).reduce((p, q) => p * q, 1);
+      if (x.dtype !== 'float32' || !leading || n < 2 || x.shape.some((d) => d === 0)) return stock.kernelFunc(args);
+      const rest = x.shape.slice(axes.length);
+      const c = rest.reduce((p, q) => p * q, 1);
+      // Rows as a [rows, cols] image (cols = the last leading axis, if there is more than one).
+      const cols = axes.length > 1 ? x.shape[axes.length - 1] : 1;
+      const rows = n / cols;
+      return withTensors([x], backend, ([tx]) =>
+        tf.tidy(() => {
+          const pooled = tf.avgPool(tf.reshape(tx, [1, rows, cols, c]) as tf.Tensor4D, [rows, cols], 1, 'valid');
+          const outShape = keepDims ? [...axes.map(() => 1), ...rest] : rest;
+          return tf.reshape(tf.mul(pooled, n), outShape);
+        }),
+      );
+    },
+  };
+}
 
 let installed: string[] | null = null;
+const stockGradients = new Map<string, tf.GradConfig>();
 const stockConfigs = new Map<string, tf.KernelConfig>();
 
 /**
- * Replaces the stock wasm BatchMatMul and Conv2DBackpropInput with versions
- * that take the fast route where it applies, and Slice with one that does
- * not copy its whole input first (slice-view.ts). Idempotent; returns the kernel
- * names it replaced on the first call.
+ * Replaces the stock wasm BatchMatMul, Conv2DBackpropInput and Sum with
+ * versions that take the fast route where it applies, Slice with one that
+ * does not copy its whole input first (slice-view.ts), and the ClipByValue
+ * and Relu gradients with one pass on the heap (activation-grads.ts).
+ * Idempotent; returns the kernel names it replaced on the first call.
  */
 export function registerWasmFastPaths(): string[] {
   if (installed) return [];
   installed = [];
-  for (const [name, make] of [['BatchMatMul', batchMatMulConfig], ['Conv2DBackpropInput', conv2DBackpropInputConfig], ['Slice', sliceViewConfig]] as const) {
+  for (const [name, make] of [
+    ['BatchMatMul', batchMatMulConfig],
+    ['Conv2DBackpropInput', conv2DBackpropInputConfig],
+    ['Slice', sliceViewConfig],
+    ['Sum', sumConfig],
+  ] as const) {
     const stock = tf.getKernel(name, 'wasm');
     if (!stock) continue;
     stockConfigs.set(name, stock);
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel(make(stock));
     installed.push(name);
+  }
+  // Activation gradients: one JS pass on the heap (activation-grads.ts). Gradients are
+  // registered for all backends at once; the overrides defer to the stock formula off wasm.
+  for (const [name, kernel, make] of [
+    ['ClipByValue', clipGradWasmConfig, clipByValueGradConfig],
+    ['Relu', reluGradWasmConfig, reluGradConfig],
+  ] as const) {
+    const stock = tf.getGradient(name);
+    if (!stock) continue;
+    if (!tf.getKernel(kernel.kernelName, 'wasm')) tf.registerKernel(kernel);
+    stockGradients.set(name, stock);
+    tf.registerGradient(make(stock));
+    installed.push(`${name} gradient`);
   }
   return installed;
 }
@@ -109,6 +164,11 @@ export function restoreStockWasmKernels(): string[] {
     tf.registerKernel(stock);
   }
   stockConfigs.clear();
+  for (const [name, stock] of stockGradients) {
+    tf.registerGradient(stock);
+    restored.push(`${name} gradient`);
+  }
+  stockGradients.clear();
   installed = null;
   return restored;
 }
