@@ -19,7 +19,11 @@
  *
  *   npm run bench:engine -- [--quick] [--sizes 96,224] [--batch 16] [--warmup 3]
  *        [--steps 20] [--unfreeze 20] [--classes 5] [--backend wasm|cpu|tensorflow]
- *        [--python /usr/bin/python3] [--threads 2] [--no-torch]
+ *        [--python /usr/bin/python3] [--threads 2] [--host-processes 2] [--no-torch]
+ *
+ * On single-threaded backends (wasm, cpu) the tfjs figures are also taken
+ * as a host's: `--host-processes` (default: torch's thread count) processes
+ * time each figure at once and their images/s are added (bench/engine/host.ts).
  *
  * Env vars BENCH_ENGINE_* set the same (see bench/engine/config.ts). Last
  * stdout line: JSON with every figure and torch/tfjs ratios (how many times
@@ -27,6 +31,7 @@
  */
 import { selectBackend } from '../services/worker/src/engine/index.js';
 import { EngineBenchConfigError, loadEngineBenchConfig, type EngineBenchConfig } from './engine/config.js';
+import { measureHost, type HostFigures } from './engine/host.js';
 import { HEAD, measureTfjsSize, type TfjsSizeFigures } from './engine/tfjs-figures.js';
 import { ratio } from './engine/throughput.js';
 import { runTorchFigures, type TorchFigures } from './engine/torch-figures.js';
@@ -60,6 +65,16 @@ for (const size of cfg.sizes) {
 }
 const plan = tfjs[cfg.sizes[0]];
 
+// Single-threaded backends: the host runs one process per core (host.ts).
+const hostMode = cfg.hostProcesses > 1 && (backend.name === 'wasm' || backend.name === 'cpu');
+const host: Record<string, HostFigures | { error: string }> = {};
+if (hostMode) {
+  for (const size of cfg.sizes) {
+    host[size] = await measureHost(size, cfg, cfg.hostProcesses).catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }));
+    console.log(`tfjs ${size}px, ${cfg.hostProcesses} processes at once: ${JSON.stringify(host[size])}`);
+  }
+}
+
 let torch: TorchFigures | { error: string } | null = null;
 if (cfg.torch) {
   torch = await runTorchFigures({
@@ -76,18 +91,32 @@ if (cfg.torch) {
 }
 const torchSizes = torch && !('error' in torch) ? torch.sizes : null;
 
-const ratios: Record<string, Record<Figure, number | null>> = {};
-const goals: Record<string, Record<Figure, boolean | null>> = {};
-for (const size of cfg.sizes) {
-  const t = torchSizes?.[size];
-  ratios[size] = Object.fromEntries(FIGURES.map((f) => [f, ratio(t?.[COUNTERPART[f]], tfjs[size][f])])) as Record<Figure, number | null>;
-  goals[size] = Object.fromEntries(
-    FIGURES.map((f) => {
-      const r = ratios[size][f];
-      return [f, r === null ? null : r <= (f === 'forward' ? GOAL.forward : GOAL.fineTune)];
-    }),
-  ) as Record<Figure, boolean | null>;
+type Ratios = Record<string, Record<Figure, number | null>>;
+type Goals = Record<string, Record<Figure, boolean | null>>;
+/** torch ÷ tfjs per size and figure, and whether each is within its goal. */
+function compare(figuresOf: (size: number) => Partial<Record<Figure, TfjsSizeFigures[Figure]>> | null): { ratios: Ratios; goals: Goals } {
+  const ratios: Ratios = {};
+  const goals: Goals = {};
+  for (const size of cfg.sizes) {
+    const t = torchSizes?.[size];
+    const mine = figuresOf(size);
+    ratios[size] = Object.fromEntries(FIGURES.map((f) => [f, ratio(t?.[COUNTERPART[f]], mine?.[f])])) as Record<Figure, number | null>;
+    goals[size] = Object.fromEntries(
+      FIGURES.map((f) => {
+        const r = ratios[size][f];
+        return [f, r === null ? null : r <= (f === 'forward' ? GOAL.forward : GOAL.fineTune)];
+      }),
+    ) as Record<Figure, boolean | null>;
+  }
+  return { ratios, goals };
 }
+const { ratios, goals } = compare((size) => tfjs[size]);
+const hostCompared = hostMode
+  ? compare((size) => {
+      const h = host[size];
+      return h && !('error' in h) ? h.figures : null;
+    })
+  : null;
 
 console.log(
   JSON.stringify({
@@ -113,6 +142,8 @@ console.log(
     ratiosMeaning: 'torch images/s ÷ tfjs images/s for the same work (1 = parity); fineTunePrefixPerStep and fineTuneWholeModel both against torch fineTuneWholeModel',
     goals,
     goalsMeaning: 'ratio within goal: forward ≤ 2, fine-tuning ≤ 4; null when a figure is missing',
+    host: hostMode ? { processes: cfg.hostProcesses, sizes: host, ratios: hostCompared?.ratios, goals: hostCompared?.goals } : null,
+    hostMeaning: `${backend.name} runs one thread per process in Node, so a worker host runs one training process per core: host figures are ${cfg.hostProcesses} processes timing each figure at once (images/s added up), against torch on ${cfg.torchThreads} threads; null on multi-threaded backends or with --host-processes 0/1`,
     sameTrainableParams: torchSizes ? cfg.sizes.every((s) => torchSizes[s]?.trainableParams === tfjs[s].trainableParams) : null,
   }),
 );

@@ -23,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHead, cutForUnfreeze, enforceBatchNormSemantics, foldedInference, loadBackbone, mapInBatches, selectBackend, type BackendName } from '../services/worker/src/engine/index.js';
 import { applyLayersAfterCut, cutInput } from '../services/worker/src/engine/tail-model.js';
+import { createOptimizer } from '../services/worker/src/engine/optimizer.js';
 import { registerWasmFastPaths, restoreStockWasmKernels } from '../services/worker/src/engine/wasm-kernels/index.js';
 import { positiveIntFlag, stringFlag } from './flags.js';
 
@@ -49,7 +50,8 @@ const step = tf.model({
   outputs: head.output.apply(head.dropout.apply(head.hidden.apply(head.pool.apply(applyLayersAfterCut(model, cut, tailInput))))) as tf.SymbolicTensor,
   name: 'tail_step',
 });
-step.compile({ optimizer: tf.train.adam(1e-4), loss: 'sparseCategoricalCrossentropy' });
+// The engine's Adam (fused into one kernel per variable on wasm; the stock tfjs update with the stock kernels).
+step.compile({ optimizer: createOptimizer('adam', 1e-4), loss: 'sparseCategoricalCrossentropy' });
 
 // Multiply-adds of one forward pass per image, from the layers' own shapes.
 let macs = 0;

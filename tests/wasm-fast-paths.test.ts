@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFastPaths } from '../services/worker/src/engine/wasm-kernels/index.js';
+import { createOptimizer, keepSlotsPerVariable } from '../services/worker/src/engine/optimizer.js';
 import { mulberry32 } from '../services/worker/src/data/prng.js';
 
 /** The fast-path overrides of stock wasm kernels agree with the cpu backend. */
@@ -33,7 +34,7 @@ async function onBoth(f: () => tf.Tensor): Promise<[Float32Array, Float32Array]>
 
 describe('wasm fast paths', () => {
   beforeAll(async () => {
-    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput', 'Slice', 'Sum', 'ClipByValue gradient', 'Relu gradient']);
+    expect(registerWasmFastPaths()).toEqual(['BatchMatMul', 'Conv2DBackpropInput', 'Slice', 'Sum', 'ClipByValue gradient', 'Relu gradient', 'Adam update']);
     await tf.setBackend('wasm');
     await tf.ready();
   });
@@ -190,5 +191,54 @@ describe('wasm fast paths', () => {
     expect(names).not.toContain('LogicalAnd');
     expect(names).toContain('AvgPool');
     info.result instanceof tf.Tensor && info.result.dispose();
+  });
+
+  it('fused Adam (createOptimizer on wasm) equals tfjs Adam over steps: moments and slot names bit for bit, weights to float32 rounding; one kernel per variable', async () => {
+    await tf.setBackend('wasm');
+    const shapes = [[3, 3, 8, 1], [8, 16], [16], [1]];
+    const init = shapes.map((s) => data(s));
+    const make = (tag: string) => shapes.map((s, i) => tf.variable(tf.tensor(init[i], s), true, `adam_${tag}_${i}`));
+    const stockVars = make('stock');
+    const fusedVars = make('fused');
+    const stock = tf.train.adam(3e-3, 0.9, 0.999);
+    const fused = keepSlotsPerVariable(createOptimizer('adam', 3e-3));
+    for (let step = 0; step < 6; step++) {
+      const grads = shapes.map((s) => data(s).map((v) => v * (step + 1)));
+      // A zero and a large gradient too: exercises the divide near epsilon and big moments.
+      grads[2][0] = 0;
+      grads[2][1] = 1e4;
+      tf.tidy(() => stock.applyGradients(Object.fromEntries(stockVars.map((v, i) => [v.name, tf.tensor(grads[i], shapes[i])])) as tf.NamedTensorMap as never));
+      if (step === 5) {
+        const info = await tf.profile(() => tf.tidy(() => fused.applyGradients(Object.fromEntries(fusedVars.map((v, i) => [v.name, tf.tensor(grads[i], shapes[i])])))));
+        const names = info.kernels.map((k) => k.name);
+        expect(names.filter((n) => n === 'TlsweepAdamUpdate')).toHaveLength(shapes.length);
+        expect(names).not.toContain('Sqrt');
+      } else {
+        tf.tidy(() => fused.applyGradients(Object.fromEntries(fusedVars.map((v, i) => [v.name, tf.tensor(grads[i], shapes[i])]))));
+      }
+    }
+    // Weights: the step is rounded once instead of after each of tfjs' float32 operations.
+    for (let i = 0; i < shapes.length; i++) {
+      const [a, b] = [fusedVars[i].dataSync(), stockVars[i].dataSync()];
+      for (let j = 0; j < a.length; j++) expect(Math.abs(a[j] - b[j])).toBeLessThanOrEqual(2e-7 * Math.max(1, Math.abs(b[j])));
+      // ...and they did move: 6 steps of 3e-3.
+      expect(Math.max(...Array.from(a, (x, j) => Math.abs(x - init[i][j])))).toBeGreaterThan(1e-3);
+    }
+    // Moments (and the iteration count) bit for bit, under tfjs' slot names.
+    const [ws, wf] = [await stock.getWeights(), await fused.getWeights()];
+    expect(wf.map((w) => w.name.replace('fused', 'stock'))).toEqual(ws.map((w) => w.name));
+    for (let i = 0; i < ws.length; i++) expect(Array.from(wf[i].tensor.dataSync())).toEqual(Array.from(ws[i].tensor.dataSync()));
+    // Off wasm the stock update runs.
+    await tf.setBackend('cpu');
+    const cpuVar = tf.variable(tf.tensor(init[1], shapes[1]), true, 'adam_cpu');
+    const cpuOpt = createOptimizer('adam', 3e-3);
+    const info = await tf.profile(() => tf.tidy(() => cpuOpt.applyGradients({ adam_cpu: tf.onesLike(cpuVar) })));
+    expect(info.kernels.map((k) => k.name)).toContain('Sqrt');
+    cpuOpt.dispose();
+    cpuVar.dispose();
+    await tf.setBackend('wasm');
+    stock.dispose();
+    fused.dispose();
+    tf.dispose([...stockVars, ...fusedVars]);
   });
 });

@@ -25,6 +25,14 @@ export interface EngineBenchConfig {
   python: string;
   /** torch.set_num_threads. `--threads`, `BENCH_ENGINE_TORCH_THREADS`. @default 2 */
   torchThreads: number;
+  /**
+   * tfjs processes run at once for the host figures (host.ts), on the
+   * single-threaded backends (wasm, cpu): a worker host runs one training
+   * process per core, torch uses `torchThreads` cores in one. 0 or 1: no host
+   * figures. `--host-processes`, `BENCH_ENGINE_HOST_PROCESSES`.
+   * @default torchThreads (the cores the torch side uses)
+   */
+  hostProcesses: number;
   /** Skip the PyTorch side (`--no-torch`, `BENCH_ENGINE_TORCH=0`). @default true */
   torch: boolean;
   /** `--quick` / `BENCH_ENGINE_QUICK=1`: small batch and few steps, a sanity run. @default false */
@@ -40,7 +48,7 @@ export class EngineBenchConfigError extends Error {
   }
 }
 
-const VALUE_FLAGS = ['sizes', 'batch', 'warmup', 'steps', 'unfreeze', 'classes', 'backend', 'python', 'threads'] as const;
+const VALUE_FLAGS = ['sizes', 'batch', 'warmup', 'steps', 'unfreeze', 'classes', 'backend', 'python', 'threads', 'host-processes'] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 const ENV: Record<ValueFlag, string> = {
   sizes: 'BENCH_ENGINE_SIZES',
@@ -52,6 +60,7 @@ const ENV: Record<ValueFlag, string> = {
   backend: 'BENCH_ENGINE_BACKEND',
   python: 'BENCH_ENGINE_PYTHON',
   threads: 'BENCH_ENGINE_TORCH_THREADS',
+  'host-processes': 'BENCH_ENGINE_HOST_PROCESSES',
 };
 
 function integer(source: string, text: string, min: number): number {
@@ -101,6 +110,7 @@ export function loadEngineBenchConfig(argv: readonly string[], env: NodeJS.Proce
     throw new EngineBenchConfigError(`${backendRaw.source} must be one of ${BACKEND_ORDER.join(', ')}; got '${backendRaw.text}'`);
   }
   const torchEnv = env.BENCH_ENGINE_TORCH;
+  const torchThreads = int('threads', 2, 1);
   return {
     sizes,
     batch: int('batch', quick ? 4 : 16, 1),
@@ -110,7 +120,8 @@ export function loadEngineBenchConfig(argv: readonly string[], env: NodeJS.Proce
     classes: int('classes', 5, 2),
     backend: backendRaw ? (backendRaw.text as BackendName) : undefined,
     python: read('python')?.text ?? '/usr/bin/python3',
-    torchThreads: int('threads', 2, 1),
+    torchThreads,
+    hostProcesses: int('host-processes', torchThreads, 0),
     torch: !switches.has('no-torch') && !(torchEnv !== undefined && /^(0|false|no)$/i.test(torchEnv)),
     quick,
   };

@@ -9,6 +9,7 @@ import {
   releaseLayers,
 } from '../../services/worker/src/engine/index.js';
 import { applyLayersAfterCut, cutInput } from '../../services/worker/src/engine/tail-model.js';
+import { createOptimizer } from '../../services/worker/src/engine/optimizer.js';
 import { timeSteps, type Throughput } from './throughput.js';
 
 /** The head and optimiser every benchmark figure trains (the engine's bench defaults). */
@@ -21,6 +22,8 @@ export interface TfjsFigureOptions {
   /** Backbone layers fine-tuned, counted from the top (Keras `layers[-N:]`). */
   unfreeze: number;
   classes: number;
+  /** Awaited before each figure's timed steps (host.ts starts the processes' figures together). */
+  beforeTimed?: () => Promise<void>;
 }
 
 /** tfjs figures for one input size. */
@@ -80,13 +83,13 @@ export async function measureTfjsSize(size: number, opts: TfjsFigureOptions): Pr
   const count = model.layers.length;
   const cut = cutForUnfreeze(model, opts.unfreeze);
   const firstTrainable = count - opts.unfreeze;
-  const timing = { warmup: opts.warmup, steps: opts.steps, batch: opts.batch };
+  const timing = { warmup: opts.warmup, steps: opts.steps, batch: opts.batch, beforeTimed: opts.beforeTimed };
   const tensors: tf.Tensor[] = [];
   const owned: Array<{ dispose(): void }> = [];
   const optimizers: tf.Optimizer[] = [];
   const layers: tf.layers.Layer[] = [...model.layers];
   const compiled = (m: tf.LayersModel) => {
-    const optimizer = tf.train.adam(HEAD.learningRate);
+    const optimizer = createOptimizer('adam', HEAD.learningRate);
     optimizers.push(optimizer);
     m.compile({ optimizer, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
     return m;

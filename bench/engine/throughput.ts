@@ -10,12 +10,23 @@ export type Throughput =
 
 /**
  * Runs `step` (one batch of `batch` images) `warmup` times untimed, then
- * `steps` times timed. A step that throws ends the figure with its message
+ * `steps` times timed (after `beforeTimed`, if given). A step that throws ends the figure with its message
  * (e.g. wasm running out of its 4 GiB), so the other figures still run.
  */
-export async function timeSteps(opts: { warmup: number; steps: number; batch: number }, step: () => Promise<void>): Promise<Throughput> {
+export async function timeSteps(
+  opts: { warmup: number; steps: number; batch: number; beforeTimed?: () => Promise<void> },
+  step: () => Promise<void>,
+): Promise<Throughput> {
+  let warmupError: unknown = null;
   try {
     for (let i = 0; i < opts.warmup; i++) await step();
+  } catch (err) {
+    warmupError = err;
+  }
+  // Reached whether or not warm-up failed: processes timed together (host.ts) pass every barrier.
+  await opts.beforeTimed?.();
+  try {
+    if (warmupError) throw warmupError;
     const ms: number[] = [];
     for (let i = 0; i < opts.steps; i++) {
       const t0 = performance.now();

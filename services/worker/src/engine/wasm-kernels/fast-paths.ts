@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asTensor } from './conv2d-backprop-filter.js';
 import { sliceViewConfig } from './slice-view.js';
+import { adamUpdateWasmConfig } from './adam-update.js';
 import { clipByValueGradConfig, clipGradWasmConfig, reluGradConfig, reluGradWasmConfig } from './activation-grads.js';
 
 type Attrs = Record<string, unknown>;
@@ -121,7 +122,8 @@ const stockConfigs = new Map<string, tf.KernelConfig>();
  * Replaces the stock wasm BatchMatMul, Conv2DBackpropInput and Sum with
  * versions that take the fast route where it applies, Slice with one that
  * does not copy its whole input first (slice-view.ts), and the ClipByValue
- * and Relu gradients with one pass on the heap (activation-grads.ts).
+ * and Relu gradients with one pass on the heap (activation-grads.ts), and
+ * registers the fused Adam update (adam-update.ts).
  * Idempotent; returns the kernel names it replaced on the first call.
  */
 export function registerWasmFastPaths(): string[] {
@@ -153,6 +155,11 @@ export function registerWasmFastPaths(): string[] {
     tf.registerGradient(make(stock));
     installed.push(`${name} gradient`);
   }
+  // Used by createOptimizer's adam (adam-update.ts) while this kernel is registered.
+  if (!tf.getKernel(adamUpdateWasmConfig.kernelName, 'wasm')) {
+    tf.registerKernel(adamUpdateWasmConfig);
+    installed.push('Adam update');
+  }
   return installed;
 }
 
@@ -169,6 +176,10 @@ export function restoreStockWasmKernels(): string[] {
     restored.push(`${name} gradient`);
   }
   stockGradients.clear();
+  if (tf.getKernel(adamUpdateWasmConfig.kernelName, 'wasm')) {
+    tf.unregisterKernel(adamUpdateWasmConfig.kernelName, 'wasm');
+    restored.push('Adam update');
+  }
   installed = null;
   return restored;
 }
