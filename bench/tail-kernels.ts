@@ -5,12 +5,13 @@
  * head, Adam, trainOnBatch) — and how close it is to the floor set by the
  * backend's own convolution speed.
  *
- *   npm run bench:tail-kernels -- [--size 96] [--batch 16] [--unfreeze 20] [--steps 6] [--backend wasm] [--rounds 2]
+ *   npm run bench:tail-kernels -- [--size 96] [--batch 16] [--unfreeze 20] [--steps 6] [--backend wasm] [--rounds 2] [--without all]
  *
- * On wasm the same step is also timed with the stock tfjs-backend-wasm
- * kernels in place of tlsweep's fast paths (fast-paths.ts), alternating
- * `--rounds` times in this one process; `stockStepMs` / `stepMs` is their
- * speed-up.
+ * On wasm the same step is also timed as a baseline without tlsweep's fast
+ * paths (fast-paths.ts) — all of them (`--without all`, the stock
+ * tfjs-backend-wasm kernels) or those named (`--without "Sum,Adam update"`,
+ * names as registerWasmFastPaths returns them) — alternating `--rounds`
+ * times in this one process; `baselineStepMs` / `stepMs` is their speed-up.
  *
  * Floor: the tail's multiply-adds (1×1 and depthwise convolutions and the
  * head's Dense layers, from the model's own shapes) × 2 FLOPs × 3 (forward,
@@ -75,15 +76,23 @@ async function timeSteps(): Promise<number> {
 }
 // Alternate fast paths and stock kernels (wasm) so that machine noise hits both alike; keep the best of each.
 const rounds = positiveIntFlag('rounds', 2);
+const without = stringFlag('without', 'all');
 let stepMs = Infinity;
-let stockStepMs: number | null = null;
+let baselineStepMs: number | null = null;
 for (let r = 0; r < rounds; r++) {
   stepMs = Math.min(stepMs, await timeSteps());
   if (backend.name !== 'wasm') continue;
-  restoreStockWasmKernels();
+  const all = restoreStockWasmKernels();
   try {
-    stockStepMs = Math.min(stockStepMs ?? Infinity, await timeSteps());
+    if (without !== 'all') {
+      const skip = without.split(',').map((n) => n.trim());
+      const unknown = skip.filter((n) => !all.includes(n));
+      if (unknown.length > 0) throw new Error(`--without: unknown fast path(s) ${unknown.join(', ')}; allowed: all, or some of ${all.join(', ')}`);
+      registerWasmFastPaths({ skip });
+    }
+    baselineStepMs = Math.min(baselineStepMs ?? Infinity, await timeSteps());
   } finally {
+    restoreStockWasmKernels();
     registerWasmFastPaths();
   }
 }
@@ -112,6 +121,6 @@ const floorMs = best.gflops > 0 ? trainFlops / (best.gflops * 1e6) : NaN;
 const r = (v: number) => Math.round(v * 100) / 100;
 console.log(JSON.stringify({
   bench: 'tail-kernels', backend: backend.name, size, batch, unfreeze, stepMs: r(stepMs), imagesPerSec: r((batch * 1000) / stepMs),
-  stockStepMs: stockStepMs === null ? null : r(stockStepMs), fastPathSpeedup: stockStepMs === null ? null : r(stockStepMs / stepMs),
+  baselineWithout: backend.name === 'wasm' ? without : null, baselineStepMs: baselineStepMs === null ? null : r(baselineStepMs), speedup: baselineStepMs === null ? null : r(baselineStepMs / stepMs),
   trainGflopPerStep: r(trainFlops / 1e9), bestConvGflops: r(best.gflops), bestConv: best.kernel, floorMs: r(floorMs), stepOverFloor: r(stepMs / floorMs), kernels,
 }));

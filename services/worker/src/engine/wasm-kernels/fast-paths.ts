@@ -124,11 +124,14 @@ const stockConfigs = new Map<string, tf.KernelConfig>();
  * does not copy its whole input first (slice-view.ts), and the ClipByValue
  * and Relu gradients with one pass on the heap (activation-grads.ts), and
  * registers the fused Adam update (adam-update.ts).
- * Idempotent; returns the kernel names it replaced on the first call.
+ * Idempotent; returns the kernel names it replaced on the first call
+ * (`skip`: names to leave stock, as returned).
  */
-export function registerWasmFastPaths(): string[] {
+export function registerWasmFastPaths(opts: { skip?: readonly string[] } = {}): string[] {
   if (installed) return [];
   installed = [];
+  // Benchmarks leave some out to measure them alone (names as returned).
+  const skip = new Set(opts.skip ?? []);
   for (const [name, make] of [
     ['BatchMatMul', batchMatMulConfig],
     ['Conv2DBackpropInput', conv2DBackpropInputConfig],
@@ -136,7 +139,7 @@ export function registerWasmFastPaths(): string[] {
     ['Sum', sumConfig],
   ] as const) {
     const stock = tf.getKernel(name, 'wasm');
-    if (!stock) continue;
+    if (!stock || skip.has(name)) continue;
     stockConfigs.set(name, stock);
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel(make(stock));
@@ -149,14 +152,14 @@ export function registerWasmFastPaths(): string[] {
     ['Relu', reluGradWasmConfig, reluGradConfig],
   ] as const) {
     const stock = tf.getGradient(name);
-    if (!stock) continue;
+    if (!stock || skip.has(`${name} gradient`)) continue;
     if (!tf.getKernel(kernel.kernelName, 'wasm')) tf.registerKernel(kernel);
     stockGradients.set(name, stock);
     tf.registerGradient(make(stock));
     installed.push(`${name} gradient`);
   }
   // Used by createOptimizer's adam (adam-update.ts) while this kernel is registered.
-  if (!tf.getKernel(adamUpdateWasmConfig.kernelName, 'wasm')) {
+  if (!tf.getKernel(adamUpdateWasmConfig.kernelName, 'wasm') && !skip.has('Adam update')) {
     tf.registerKernel(adamUpdateWasmConfig);
     installed.push('Adam update');
   }
