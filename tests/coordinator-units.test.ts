@@ -3,6 +3,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type UnitTask } from '../services/coordinator/src/index.js';
 import { useNatsServer } from './helpers/nats-suite.js';
 import { waitFor } from './helpers/wait-for.js';
+import { nextOfSweep } from './helpers/sweep-messages.js';
 
 // 3 depths × 3 learning rates: three units of 3 fusable trials; maxParallel 6 (trials) lets two units go at a time.
 const SPEC = `
@@ -71,14 +72,14 @@ describe('coordinator: work units on the queue', () => {
     const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
     const sweep = await c.submitSweep(SPEC.replace('unfreeze: [0, 6, 13]', 'unfreeze: [0]'));
     const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
-    const m = (await consumer.next({ expires: 2000 }))!;
+    const m = (await nextOfSweep(consumer, sweep.sweepId, 2000))!;
     const [first, ...rest] = m.json<UnitTask>().configs.map((x) => x.trialId);
     await started(c, first, 1);
     await finished(c, first, 1);
     // The worker dies with the rest in hand, twice.
-    await waitFor(async () => (await consumer.next({ expires: 1000 }))?.info.deliveryCount === 2, 30_000, 'redelivery');
+    await waitFor(async () => (await nextOfSweep(consumer, sweep.sweepId))?.info.deliveryCount === 2, 30_000, 'redelivery');
     // The next delivery is past the cap: each unfinished trial's TrialStarted ends it, and the worker acks.
-    const m3 = await waitFor(() => consumer.next({ expires: 1000 }), 30_000, 'delivery 3');
+    const m3 = await waitFor(() => nextOfSweep(consumer, sweep.sweepId), 30_000, 'delivery 3');
     // 3, or later when this loaded machine let an ack wait (1 s) pass between two polls.
     expect(m3.info.deliveryCount).toBeGreaterThanOrEqual(3);
     for (const id of [first, ...rest]) expect((await c.trialStarted({ trialId: id, attempt: m3.info.deliveryCount, worker: 'w', backend: 'cpu', pretrained: false, weightsSource: '' })).action).toBe('STOP');

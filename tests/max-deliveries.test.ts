@@ -3,6 +3,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Coordinator, TRIAL_STREAM, WORKER_CONSUMER, type TrialTaskV1 } from '../services/coordinator/src/index.js';
 import { useNatsServer } from './helpers/nats-suite.js';
 import { waitFor } from './helpers/wait-for.js';
+import { nextOfSweep } from './helpers/sweep-messages.js';
 
 /**
  * Workers that take a trial and die without a word, every time. The
@@ -13,9 +14,12 @@ import { waitFor } from './helpers/wait-for.js';
  * advisory. Either way the trial fails with its last error, its message
  * leaves the stream and the sweep finishes.
  */
+const spec = 'name: md\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01]\ndropouts: [0.1]';
+
+// A server of its own per test: a coordinator that starts rebuilds the sweeps an earlier test left
+// behind in a shared server, and their messages would mix into this test's delivery counts.
 describe('deliveries run out', () => {
   const suite = useNatsServer();
-  const spec = 'name: md\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01]\ndropouts: [0.1]';
 
   it('fails the trial at the first delivery past the cap, even when the coordinator was down meanwhile', async () => {
     let c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
@@ -26,17 +30,17 @@ describe('deliveries run out', () => {
     const [trial] = c.trialsOf(sweep.sweepId);
     const trialId = trial.config.trialId;
     // Delivery 1: the worker reports a retryable error, then its pod dies before it can nak.
-    const m1 = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, 'delivery 1');
+    const m1 = await waitFor(() => nextOfSweep(consumer, sweep.sweepId), 10_000, 'delivery 1');
     await c.trialStarted({ trialId, attempt: 1, worker: 'w1', backend: 'cpu', pretrained: false, weightsSource: '' });
     await c.trialFailed({ trialId, attempt: 1, error: 'socket hang up', code: 'INTERNAL', retrying: true });
     expect(m1.info.deliveryCount).toBe(1);
     // Delivery 2 (the last allowed) starts, and the coordinator goes down; that worker vanishes too.
-    const m2 = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, 'delivery 2');
+    const m2 = await waitFor(() => nextOfSweep(consumer, sweep.sweepId), 10_000, 'delivery 2');
     expect(m2.info.deliveryCount).toBe(2);
     await c.trialStarted({ trialId, attempt: 2, worker: 'w2', backend: 'cpu', pretrained: false, weightsSource: '' });
     c.close();
     // Delivery 3 comes while nobody can hear anything: a worker takes it and waits for the coordinator.
-    const m3 = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, 'delivery 3');
+    const m3 = await waitFor(() => nextOfSweep(consumer, sweep.sweepId), 10_000, 'delivery 3');
     expect(m3.info.deliveryCount).toBe(3);
     c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
     expect(c.getTrial(trialId).status).toBe('running');
@@ -52,8 +56,12 @@ describe('deliveries run out', () => {
     c.close();
   });
 
+});
+
+describe('deliveries run out: a retryable failure', () => {
+  const suite = useNatsServer();
+
   it('a retryable failure on the last allowed delivery ends the trial with that error', async () => {
-    await (await jetstreamManager(suite.nc)).streams.purge(TRIAL_STREAM);
     const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 1 } });
     const sweep = await c.submitSweep(spec);
     const [trial] = c.trialsOf(sweep.sweepId);
@@ -72,21 +80,25 @@ describe('deliveries run out', () => {
     c.close();
   });
 
+});
+
+describe('deliveries run out: JetStream\'s own limit', () => {
+  const suite = useNatsServer();
+
   it('a consumer with JetStream\'s own limit: the advisory fails the trial and removes its message', async () => {
     const c = await Coordinator.start({ nc: suite.nc, queue: { ackWaitMs: 1000, maxDeliver: 2 } });
-    await (await jetstreamManager(suite.nc)).streams.purge(TRIAL_STREAM);
     await (await jetstreamManager(suite.nc)).consumers.update(TRIAL_STREAM, WORKER_CONSUMER, { max_deliver: 2 });
     const sweep = await c.submitSweep('name: md\ndataset: {kind: synthetic}\nbackbones: [tiny_cnn]\nunfreeze: [0]\nlearningRates: [0.01]\ndropouts: [0.1]');
     const consumer = await jetstream(suite.nc).consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     for (let delivery = 1; delivery <= 2; delivery++) {
       // A worker takes it, says it started, then vanishes (no ack, no report).
-      const m = await waitFor(() => consumer.next({ expires: 1000 }), 10_000, `delivery ${delivery}`);
+      const m = await waitFor(() => nextOfSweep(consumer, sweep.sweepId), 10_000, `delivery ${delivery}`);
       expect(m.info.deliveryCount).toBe(delivery);
       await c.trialStarted({ trialId: m.json<TrialTaskV1>().config.trialId, attempt: delivery, worker: `w${delivery}`, backend: 'cpu', pretrained: false, weightsSource: '' });
     }
     const [trial] = c.trialsOf(sweep.sweepId);
     // Live workers keep pulling; the server notices the exhausted message when it next tries to deliver.
-    await waitFor(async () => (await consumer.next({ expires: 1000 })) === null && c.getTrial(trial.config.trialId).status === 'failed', 10_000, 'trial failed by advisory');
+    await waitFor(async () => (await nextOfSweep(consumer, sweep.sweepId)) === null && c.getTrial(trial.config.trialId).status === 'failed', 10_000, 'trial failed by advisory');
     expect(c.getTrial(trial.config.trialId).error).toMatch(/^MAX_DELIVERIES: gave up after 2 deliveries/);
     await waitFor(() => c.getSweep(sweep.sweepId).finishedAtMs > 0, 5000, 'sweep finished');
     expect(c.getSweep(sweep.sweepId).status).toBe('failed');
