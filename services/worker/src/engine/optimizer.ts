@@ -11,7 +11,7 @@ import { fuseAdamOnWasm } from './wasm-kernels/adam-update.js';
 export function createOptimizer(name: OptimizerName, learningRate: number, momentum = 0): tf.Optimizer {
   switch (name) {
     case 'adam':
-      // On wasm one kernel per variable instead of 13 (wasm-kernels/adam-update.ts); the same numbers.
+      // On wasm one kernel per variable instead of 13 (wasm-kernels/adam-update.ts): tfjs' moments, the step rounded once.
       return fuseAdamOnWasm(tf.train.adam(learningRate, 0.9, 0.999));
     case 'sgd':
       return momentum > 0 ? freeRateOnDispose(tf.train.momentum(learningRate, momentum)) : tf.train.sgd(learningRate);

@@ -19,12 +19,7 @@
  * overrides keep the stock formulas for any backend other than wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-
-/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
-}
+import type { WasmBackendLike } from './wasm-backend.js';
 
 /** dy where lo <= x <= hi, +0 elsewhere. */
 export const CLIP_GRAD_KERNEL = 'TlsweepClipByValueGrad';

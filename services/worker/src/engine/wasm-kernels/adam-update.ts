@@ -21,13 +21,9 @@
  * are unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackendLike } from './wasm-backend.js';
 
 export const ADAM_UPDATE_KERNEL = 'TlsweepAdamUpdate';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
-}
 
 /** float32 constants exactly as tfjs' scalar tensors hold them. */
 interface AdamConstants {
@@ -89,16 +85,16 @@ interface AdamInternals {
   applyGradients(grads: tf.NamedTensorMap | Array<{ name: string; tensor: tf.Tensor }>): void;
 }
 
-function fusable(value: tf.Variable, gradient: tf.Tensor, m: tf.Variable, v: tf.Variable): boolean {
-  const same = (t: tf.Tensor) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, value.shape);
-  return same(value) && same(gradient) && same(m) && same(v);
+function fusable(value: tf.Variable | undefined, gradient: tf.Tensor | undefined): boolean {
+  if (!value) return false;
+  if (gradient == null) return true; // skipped, as tfjs does
+  return value.dtype === 'float32' && gradient.dtype === 'float32' && tf.util.arraysEqual(gradient.shape, value.shape);
 }
-
 /**
  * Makes `optimizer` (a tf.train.adam) update with one kernel per variable
  * while the wasm backend is active and the kernel is registered; otherwise,
- * and for any variable the kernel does not cover, tfjs' own applyGradients
- * runs. Returns the optimizer.
+ * or when a gradient is not float32 of its variable's shape, tfjs' own
+ * applyGradients runs. Returns the optimizer.
  */
 export function fuseAdamOnWasm(optimizer: tf.Optimizer): tf.Optimizer {
   if (!(optimizer instanceof tf.AdamOptimizer)) return optimizer;
@@ -107,6 +103,10 @@ export function fuseAdamOnWasm(optimizer: tf.Optimizer): tf.Optimizer {
   o.applyGradients = (grads) => {
     if (tf.getBackend() !== 'wasm' || tf.getKernel(ADAM_UPDATE_KERNEL, 'wasm') == null) return stock(grads);
     const names = Array.isArray(grads) ? grads.map((g) => g.name) : Object.keys(grads);
+    const gradientOf = (i: number): tf.Tensor | undefined => (Array.isArray(grads) ? grads[i].tensor : grads[names[i]]);
+    // Slots tfjs has made are zeros of the variable's shape; a call with anything else (never seen
+    // in training: gradients are float32 of their variable's shape) goes to tfjs as a whole.
+    if (!names.every((name, i) => fusable(tf.engine().registeredVariables[name], gradientOf(i)))) return stock(grads);
     tf.tidy(() => {
       // As tfjs: 1 - beta^t from the float32 accumulators, scalars rounded to float32.
       const [acc1] = o.accBeta1.dataSync();
@@ -125,21 +125,10 @@ export function fuseAdamOnWasm(optimizer: tf.Optimizer): tf.Optimizer {
         const value = tf.engine().registeredVariables[name];
         o.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
         o.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
-        const gradient = Array.isArray(grads) ? grads[i].tensor : grads[name];
+        const gradient = gradientOf(i);
         if (gradient == null) return;
         const m = o.accumulatedFirstMoment[i]!.variable;
         const v = o.accumulatedSecondMoment[i]!.variable;
-        if (!fusable(value, gradient, m, v)) {
-          // The stock arithmetic for this one variable (tfjs' order and constants).
-          const m1 = tf.add(tf.mul(m, o.beta1), tf.mul(gradient, 1 - o.beta1));
-          const v1 = tf.add(tf.mul(v, o.beta2), tf.mul(tf.square(gradient), 1 - o.beta2));
-          const mHat = tf.div(m1, k.c1);
-          const vHat = tf.div(v1, k.c2);
-          m.assign(m1);
-          v.assign(v1);
-          value.assign(tf.add(tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), o.epsilon)), -o.learningRate), value));
-          return;
-        }
         const [newValue, newM, newV] = tf.engine().runKernel(ADAM_UPDATE_KERNEL, { value, m, v, g: gradient }, k as unknown as tf.NamedAttrMap) as tf.Tensor[];
         m.assign(newM);
         v.assign(newV);

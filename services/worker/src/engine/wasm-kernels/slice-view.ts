@@ -11,12 +11,7 @@
  * first axis), one per innermost run otherwise.
  */
 import * as tf from '@tensorflow/tfjs';
-
-/** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
-}
+import type { WasmBackendLike } from './wasm-backend.js';
 
 function strides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length).fill(1);
